@@ -1,0 +1,286 @@
+//! The ports: one narrow trait per concern that the engine needs from the world.
+//! Adapters (AWS, local mode, in-memory) implement them in other modules and crates.
+//!
+//! Methods return boxed futures so that the traits can be used as trait objects (the
+//! providers of a service are picked at run time from its configuration) without
+//! tying the core to any async runtime.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ServiceSpec;
+use crate::deployment::{Command, CommandKind, Deployment};
+use crate::domain::{DeploymentId, ServiceName, Slot, Weights};
+use crate::engine::Notification;
+use crate::history::{Actor, Event};
+use crate::observation::{AlarmReport, HealthReport, SlotMetrics, SmokeReport};
+use crate::time::Timestamp;
+
+/// A boxed, sendable future, as every port method returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether retrying an operation can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Throttling, a timeout, a 5xx: a later try may succeed.
+    Transient,
+    /// Bad configuration or a refused request: retrying will not help.
+    Permanent,
+}
+
+/// An adapter's failure, with the whole cause in `message` (and, for AWS, the request id).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PortError {
+    /// Whether retrying can help.
+    pub kind: ErrorKind,
+    /// What went wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl PortError {
+    /// A failure worth retrying.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Transient,
+            message: message.into(),
+        }
+    }
+
+    /// A failure retrying will not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sets and reads the traffic split of a service (ALB weights, the local proxy's
+/// weights, or a flag's rollout percentage).
+pub trait TrafficRouter: Send + Sync {
+    /// Applies the weights.
+    fn set_weights<'a>(
+        &'a self,
+        service: &'a ServiceSpec,
+        weights: Weights,
+    ) -> BoxFuture<'a, Result<(), PortError>>;
+
+    /// Reads back the weights actually served.
+    fn read_weights<'a>(&'a self, service: &'a ServiceSpec)
+    -> BoxFuture<'a, Result<Weights, PortError>>;
+}
+
+/// Reports the health of the targets in a slot.
+pub trait TargetHealth: Send + Sync {
+    /// The slot's target health.
+    fn health<'a>(
+        &'a self,
+        service: &'a ServiceSpec,
+        slot: Slot,
+    ) -> BoxFuture<'a, Result<HealthReport, PortError>>;
+}
+
+/// Reports which of the named alarms are firing.
+pub trait AlarmSource: Send + Sync {
+    /// The firing alarms among `names`.
+    fn firing<'a>(&'a self, names: &'a [String]) -> BoxFuture<'a, Result<AlarmReport, PortError>>;
+}
+
+/// Reads a slot's request metrics over a window.
+pub trait MetricSource: Send + Sync {
+    /// The slot's metrics from `start` to `end`.
+    fn slot_metrics<'a>(
+        &'a self,
+        service: &'a ServiceSpec,
+        slot: Slot,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> BoxFuture<'a, Result<SlotMetrics, PortError>>;
+}
+
+/// Runs a service's smoke checks against one slot.
+pub trait SmokeRunner: Send + Sync {
+    /// The results of every configured check.
+    fn run<'a>(
+        &'a self,
+        service: &'a ServiceSpec,
+        slot: Slot,
+    ) -> BoxFuture<'a, Result<SmokeReport, PortError>>;
+}
+
+/// Sends progress messages and alerts.
+pub trait Notifier: Send + Sync {
+    /// Sends one notification.
+    fn notify<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), PortError>>;
+}
+
+/// Tells the time.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// Which slot of a service is live, as recorded after its last successful deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The service.
+    pub service: ServiceName,
+    /// The live slot.
+    pub live: Slot,
+    /// The version on the live slot, when known.
+    pub version: Option<String>,
+    /// The deployment that made it live.
+    pub deployment_id: Option<DeploymentId>,
+}
+
+/// A configuration stored by `ripcord apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredConfig {
+    /// Version number, from 1, raised by one on every apply.
+    pub version: u64,
+    /// The TOML text as applied.
+    pub text: String,
+    /// When it was applied.
+    pub applied_at: Timestamp,
+}
+
+/// A new deployment with its first events, written together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDeployment {
+    /// The deployment, at revision 0.
+    pub deployment: Deployment,
+    /// Its first events, sealed.
+    pub events: Vec<Event>,
+    /// An idempotency key (a webhook delivery id) claimed in the same write, and when
+    /// the claim may expire.
+    pub idempotency: Option<(String, Timestamp)>,
+}
+
+/// A state change and its events, written together or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// The deployment as it is after the change; its `revision` is one more than
+    /// `expected_revision`.
+    pub deployment: Deployment,
+    /// The revision the change was decided from.
+    pub expected_revision: u64,
+    /// The events of the change, sealed onto the chain.
+    pub events: Vec<Event>,
+    /// The service's new live slot, when the deployment succeeded.
+    pub service: Option<ServiceStatus>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The deployment changed since it was read: re-read and decide again.
+    #[error("deployment {id} changed since it was read (revision {expected} is stale)")]
+    Conflict {
+        /// The deployment.
+        id: DeploymentId,
+        /// The stale revision.
+        expected: u64,
+    },
+    /// The service already has an active deployment.
+    #[error("service {service} already has an active deployment ({active})")]
+    AlreadyActive {
+        /// The service.
+        service: ServiceName,
+        /// The active deployment.
+        active: DeploymentId,
+    },
+    /// The idempotency key was already claimed; `existing` is what it recorded.
+    #[error("idempotency key already used")]
+    Duplicate {
+        /// The value recorded with the key (the deployment id).
+        existing: String,
+    },
+    /// A configuration was applied since the one this change was based on.
+    #[error("configuration version {expected} is stale; re-read it and apply again")]
+    ConfigConflict {
+        /// The stale version.
+        expected: u64,
+    },
+    /// The store could not be reached or refused the request.
+    #[error(transparent)]
+    Unavailable(#[from] PortError),
+}
+
+/// Durable state: configuration versions, deployments, their events, queued commands,
+/// service status and idempotency keys.
+pub trait Store: Send + Sync {
+    /// The newest stored configuration.
+    fn latest_config(&self) -> BoxFuture<'_, Result<Option<StoredConfig>, StoreError>>;
+
+    /// Stores `text` as version `previous + 1`; fails with `ConfigConflict` if the
+    /// newest version is not `previous`.
+    fn put_config<'a>(
+        &'a self,
+        text: &'a str,
+        previous: u64,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<StoredConfig, StoreError>>;
+
+    /// One deployment.
+    fn deployment<'a>(
+        &'a self,
+        id: &'a DeploymentId,
+    ) -> BoxFuture<'a, Result<Option<Deployment>, StoreError>>;
+
+    /// Every deployment that is not in a terminal state.
+    fn active_deployments(&self) -> BoxFuture<'_, Result<Vec<Deployment>, StoreError>>;
+
+    /// Deployments created at or after `since`, oldest first, of one service or all.
+    fn deployments_since<'a>(
+        &'a self,
+        service: Option<&'a ServiceName>,
+        since: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<Deployment>, StoreError>>;
+
+    /// Writes a new deployment, its first events and its idempotency key at once.
+    /// Fails with `AlreadyActive` or `Duplicate`, writing nothing.
+    fn create_deployment(&self, new: NewDeployment) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Writes a state change and its events at once, if the stored revision is still
+    /// `expected_revision`; otherwise fails with `Conflict`, writing nothing.
+    fn commit(&self, commit: Commit) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// A deployment's events, in order.
+    fn events<'a>(&'a self, id: &'a DeploymentId) -> BoxFuture<'a, Result<Vec<Event>, StoreError>>;
+
+    /// Queues a command for a deployment and returns it with its sequence number.
+    fn enqueue_command<'a>(
+        &'a self,
+        id: &'a DeploymentId,
+        actor: Actor,
+        kind: CommandKind,
+        reason: Option<String>,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<Command, StoreError>>;
+
+    /// Commands queued after `after_seq`, in order.
+    fn commands_after<'a>(
+        &'a self,
+        id: &'a DeploymentId,
+        after_seq: u64,
+    ) -> BoxFuture<'a, Result<Vec<Command>, StoreError>>;
+
+    /// The service's recorded live slot, if any deployment has succeeded.
+    fn service_status<'a>(
+        &'a self,
+        service: &'a ServiceName,
+    ) -> BoxFuture<'a, Result<Option<ServiceStatus>, StoreError>>;
+
+    /// Claims an idempotency key on its own (for deliveries that create nothing).
+    /// Returns `None` when newly claimed, or the recorded value when already claimed.
+    fn claim_idempotency<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        expires_at: Timestamp,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+}
