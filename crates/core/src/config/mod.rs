@@ -39,8 +39,9 @@ impl Config {
 pub struct ServiceSpec {
     /// The service's name.
     pub name: ServiceName,
-    /// Where traffic is switched between the two slots.
-    pub traffic: TrafficTarget,
+    /// Where traffic is switched between the two slots. Only a `flag` service, which
+    /// ramps a flag rather than traffic, may have none.
+    pub traffic: Option<TrafficTarget>,
     /// The slot that is live before Ripcord has recorded any deployment.
     pub initial_live: Slot,
     /// The strategy as configured (kept for display; the engine runs `plan`).
