@@ -1,8 +1,108 @@
-//! approval
-use crate::deployment::Deployment;
+//! The approval policy: who may approve a deployment, and whether their approval counts.
+//!
+//! The chat layer calls `check_approver` to answer a click at once; the engine calls it
+//! again when it applies the approval, so a refusal is the same wherever it is made.
+
+use crate::deployment::{Deployment, PauseReason, State};
 use crate::history::Actor;
-/// Why an approver was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+
+/// Why an approval was refused, for a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct ApprovalRefusal(pub String);
-/// Checks an approver.
-pub fn check_approver(_d: &Deployment, _actor: &Actor) -> Result<(), ApprovalRefusal> { Ok(()) }
+
+/// The identity an approval is counted under: chat user id, or `cli:<user>`.
+pub fn approver_id(actor: &Actor) -> Option<String> {
+    match actor {
+        Actor::Chat { user_id, .. } => Some(user_id.clone()),
+        Actor::Cli { user } => Some(format!("cli:{user}")),
+        _ => None,
+    }
+}
+
+/// Checks that `actor` may approve `deployment` at `step` now, and that their approval
+/// would count (it is not stale, not the author's own, and not a second one).
+///
+/// CLI users are trusted operators (they hold write access to the table), so the role
+/// lists apply to chat users only; the author rule applies to both.
+pub fn check_approver(
+    deployment: &Deployment,
+    actor: &Actor,
+    step: usize,
+) -> Result<(), ApprovalRefusal> {
+    let refuse = |why: String| Err(ApprovalRefusal(why));
+    match deployment.state {
+        State::Paused {
+            step: current,
+            reason: PauseReason::AwaitingApproval,
+            ..
+        } if current == step => {}
+        State::Paused {
+            step: current,
+            reason: PauseReason::AwaitingApproval,
+            ..
+        } => {
+            return refuse(format!(
+                "this approval is for step {}, but the deployment now waits at step {}; use the newest message",
+                step + 1,
+                current + 1
+            ));
+        }
+        state => {
+            return refuse(format!(
+                "the deployment is not waiting for approval (it is {state}); nothing was changed"
+            ));
+        }
+    }
+    let Some(id) = approver_id(actor) else {
+        return refuse("only people can approve a deployment".to_string());
+    };
+    let policy = &deployment.spec.approval;
+    if !policy.allow_author && is_author(deployment, actor) {
+        return refuse(format!(
+            "{} is the author of {} and may not approve it; ask another approver",
+            describe(actor),
+            deployment.release.version
+        ));
+    }
+    if let Actor::Chat { user_id, roles, .. } = actor {
+        let restricted = !policy.roles.is_empty() || !policy.users.is_empty();
+        let allowed = policy.users.contains(user_id) || roles.iter().any(|r| policy.roles.contains(r));
+        if restricted && !allowed {
+            return refuse(format!(
+                "{} does not hold a role allowed to approve {} deployments",
+                describe(actor),
+                deployment.service
+            ));
+        }
+    }
+    if deployment.approvals.iter().any(|a| a.user_id == id) {
+        return refuse(format!(
+            "{} has already approved this step; an approver counts once",
+            describe(actor)
+        ));
+    }
+    Ok(())
+}
+
+fn describe(actor: &Actor) -> String {
+    match actor {
+        Actor::Chat { name, .. } => name.clone(),
+        Actor::Cli { user } => user.clone(),
+        other => other.describe(),
+    }
+}
+
+/// Whether the actor is the deployment's author, by chat id (from the `[authors]` map)
+/// or by CI login.
+fn is_author(deployment: &Deployment, actor: &Actor) -> bool {
+    let release = &deployment.release;
+    match actor {
+        Actor::Chat { user_id, name, .. } => {
+            release.author_chat_id.as_deref() == Some(user_id.as_str())
+                || name.eq_ignore_ascii_case(&release.author)
+        }
+        Actor::Cli { user } => user.eq_ignore_ascii_case(&release.author),
+        _ => false,
+    }
+}

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use approval::{ApprovalRefusal, check_approver};
+pub use approval::{ApprovalRefusal, approver_id, check_approver};
 
 use crate::deployment::{Deployment, RollbackEnd, State, VerifyGate};
 use crate::domain::{DeploymentId, ServiceName, Slot, Weights};
@@ -280,4 +280,32 @@ pub(crate) fn rollback_end_for(state: State) -> RollbackEnd {
         State::Pending | State::Verifying { .. } => RollbackEnd::Failed,
         _ => RollbackEnd::RolledBack,
     }
+}
+
+/// The alarm fast path: `alarm` went to ALARM (with `reason`, which carries the value).
+///
+/// Decides from the alarm alone, without observing anything else, so that the alarm
+/// function can act at once: if the deployment watches the alarm and it is not part of
+/// the baseline, the decision is exactly one action that puts 100% on the stable slot.
+pub fn alarm_fired(deployment: &Deployment, alarm: &str, reason: &str, now: Timestamp) -> Decision {
+    let observation = Observation::default();
+    let mut w = Working::new(deployment, &observation, now);
+    let watched = deployment.spec.alarms.names.iter().any(|n| n == alarm);
+    let in_baseline = deployment
+        .baseline
+        .as_ref()
+        .is_some_and(|b| b.contains_key(alarm));
+    let rolling_back = matches!(deployment.state, State::RollingBack { .. });
+    if watched && !in_baseline && !rolling_back && !deployment.state.is_terminal() {
+        let end = rollback_end_for(deployment.state);
+        rollback::start(
+            &mut w,
+            Actor::Alarm {
+                name: alarm.to_string(),
+            },
+            format!("alarm {alarm} is firing ({reason})"),
+            end,
+        );
+    }
+    w.finish()
 }
