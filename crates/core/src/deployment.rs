@@ -202,6 +202,8 @@ pub struct Deployment {
     pub state: State,
     /// The weights Ripcord last set (or is setting); the router is made to match.
     pub desired: Weights,
+    /// When `desired` was last changed.
+    pub desired_at: Timestamp,
     /// When the current state or step began.
     pub step_started_at: Timestamp,
     /// Approvals of the current approval step.
@@ -243,6 +245,7 @@ impl Deployment {
             stable,
             state: State::Pending,
             desired: Weights::all_on(stable),
+            desired_at: now,
             step_started_at: now,
             approvals: Vec::new(),
             baseline: None,

@@ -15,6 +15,7 @@ pub mod history;
 pub mod judge;
 pub mod observation;
 pub mod ports;
+pub mod replay;
 pub mod time;
 
 #[cfg(feature = "testing")]

@@ -31,6 +31,10 @@ use crate::time::Timestamp;
 /// How long to wait before looking again at a gate that is not yet satisfied.
 pub const GATE_POLL: Duration = Duration::from_secs(10);
 
+/// How long newly set weights may take to show when read back before a difference
+/// counts as drift. Another pass may still be applying them.
+pub const SETTLE: Duration = Duration::from_secs(2);
+
 /// Something the driver must do to the world.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
@@ -152,6 +156,9 @@ impl<'a> Working<'a> {
 
     /// Sets new desired weights and asks the driver to apply them.
     pub(crate) fn set_weights(&mut self, weights: Weights) {
+        if self.d.desired != weights {
+            self.d.desired_at = self.now;
+        }
         self.d.desired = weights;
         self.actions.retain(|a| !matches!(a, Action::SetWeights { .. }));
         self.actions.push(Action::SetWeights { weights });
@@ -174,6 +181,11 @@ impl<'a> Working<'a> {
     /// Asks for a pass no later than `at`.
     pub(crate) fn wake(&mut self, at: Timestamp) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// Whether newly set weights have had time to show when read back.
+    pub(crate) fn settled(&self) -> bool {
+        self.now >= self.d.desired_at.plus(SETTLE)
     }
 
     /// Whether the working copy has already left the state it started in this decision.

@@ -23,7 +23,7 @@ pub(crate) fn check_drift(w: &mut Working<'_>) {
     let Some(actual) = w.obs.weights else {
         return;
     };
-    if actual != w.d.desired {
+    if actual != w.d.desired && w.settled() {
         let desired = w.d.desired;
         w.actions.push(super::Action::SetWeights { weights: desired });
         w.record(

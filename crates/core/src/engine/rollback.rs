@@ -78,6 +78,11 @@ pub(crate) fn continue_rollback(w: &mut Working<'_>) {
         w.notify(NotificationKind::Summary, text);
         return;
     }
+    if w.d.desired == target && !w.settled() {
+        // Another pass set these weights a moment ago and may still be applying them.
+        w.wake(w.d.desired_at.plus(super::SETTLE));
+        return;
+    }
     w.set_weights(target);
     let attempts = {
         let info = w.d.rollback.get_or_insert_with(|| RollbackInfo {
