@@ -314,7 +314,9 @@ pub enum ChainError {
         seq: u64,
     },
     /// An event does not link to the one before it: one was removed or reordered.
-    #[error("event {seq} does not follow event {expected_prev}: an event was removed, inserted or reordered")]
+    #[error(
+        "event {seq} does not follow event {expected_prev}: an event was removed, inserted or reordered"
+    )]
     Broken {
         /// The event's position.
         seq: u64,
@@ -322,7 +324,9 @@ pub enum ChainError {
         expected_prev: u64,
     },
     /// The chain ends before the head the deployment records: its newest events are gone.
-    #[error("the history ends at {found} events but the deployment records {expected}: its newest events were removed")]
+    #[error(
+        "the history ends at {found} events but the deployment records {expected}: its newest events were removed"
+    )]
     Truncated {
         /// How many events were found.
         found: u64,
@@ -364,4 +368,610 @@ pub fn verify_history(events: &[Event], head: Option<&Deployment>) -> Result<(),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::config::{
+        AlarmGate, ApprovalPolicy, HealthGate, Notifications, Plan, Ramp, ServiceSpec, Step,
+    };
+    use crate::deployment::{Release, RollbackEnd};
+    use crate::domain::{Slot, Weight};
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_millis(1_795_675_415_000 + secs * 1000)
+    }
+
+    fn deployment_id() -> DeploymentId {
+        DeploymentId::new("web-v43").unwrap()
+    }
+
+    fn web() -> ServiceName {
+        ServiceName::new("web").unwrap()
+    }
+
+    fn canary(percent: u32) -> Option<Weights> {
+        Some(Weights::split(Slot::Green, Weight::new(percent).unwrap()))
+    }
+
+    /// A realistic history: a canary at 10% rolled back by an alarm.
+    fn story() -> Vec<EventDraft> {
+        let draft = |secs, actor: Actor, kind, reason: &str, before, after, state| EventDraft {
+            at: at(secs),
+            actor,
+            kind,
+            reason: reason.to_string(),
+            weights_before: before,
+            weights_after: after,
+            state,
+        };
+        let ci = Actor::Ci {
+            author: "alice".to_string(),
+        };
+        let alarm = Actor::Alarm {
+            name: "web-5xx".to_string(),
+        };
+        let rolling_back = State::RollingBack {
+            end: RollbackEnd::RolledBack,
+        };
+        vec![
+            draft(
+                0,
+                ci,
+                EventKind::Created {
+                    version: "v43".to_string(),
+                    commit: "0a1b2c3".to_string(),
+                    committed_at: Some(at(-3600)),
+                },
+                "webhook",
+                None,
+                canary(0),
+                State::Pending,
+            ),
+            draft(
+                5,
+                Actor::Schedule,
+                EventKind::BaselineTaken {
+                    firing: BTreeSet::new(),
+                },
+                "no alarm firing",
+                canary(0),
+                canary(0),
+                State::Progressing { step: 0 },
+            ),
+            draft(
+                10,
+                Actor::Schedule,
+                EventKind::GatePassed {
+                    gate: "health".to_string(),
+                },
+                "2 of 2 targets healthy",
+                canary(0),
+                canary(0),
+                State::Progressing { step: 0 },
+            ),
+            draft(
+                15,
+                Actor::Schedule,
+                EventKind::WeightsSet,
+                "canary step 1",
+                canary(0),
+                canary(10),
+                State::Progressing { step: 0 },
+            ),
+            draft(
+                20,
+                Actor::Chat {
+                    user_id: "42".to_string(),
+                    name: "bob".to_string(),
+                    roles: vec!["sre".to_string()],
+                },
+                EventKind::Approved {
+                    count: 1,
+                    quorum: 1,
+                },
+                "looks good",
+                canary(10),
+                canary(10),
+                State::Progressing { step: 1 },
+            ),
+            draft(
+                80,
+                alarm,
+                EventKind::RollbackStarted,
+                "web-5xx in ALARM: 7.2% > 5%",
+                canary(10),
+                canary(0),
+                rolling_back,
+            ),
+            draft(
+                81,
+                Actor::Schedule,
+                EventKind::Finished,
+                "traffic verified on blue",
+                canary(0),
+                canary(0),
+                State::RolledBack,
+            ),
+        ]
+    }
+
+    /// A service with the fewest settings a deployment needs.
+    fn spec() -> ServiceSpec {
+        ServiceSpec {
+            name: web(),
+            traffic: None,
+            initial_live: Slot::Blue,
+            strategy: crate::config::Strategy::AllAtOnce,
+            plan: Plan {
+                ramp: Ramp::Traffic,
+                steps: vec![Step::SetWeight(Weight::FULL)],
+                bake: Duration::ZERO,
+            },
+            health: HealthGate::default(),
+            smoke: Vec::new(),
+            alarms: AlarmGate::default(),
+            metrics: Vec::new(),
+            judge: None,
+            approval: ApprovalPolicy::default(),
+            notifications: Notifications::default(),
+        }
+    }
+
+    /// Seals `drafts` as the whole history of one deployment, and that deployment
+    /// with the chain's head recorded on it.
+    fn chain(drafts: &[EventDraft]) -> (Vec<Event>, Deployment) {
+        let (events, count, last_hash) = seal(&deployment_id(), &web(), 0, GENESIS_HASH, drafts);
+        let release = Release {
+            version: "v43".to_string(),
+            commit: "0a1b2c3".to_string(),
+            committed_at: None,
+            author: "alice".to_string(),
+            author_chat_id: None,
+        };
+        let mut deployment =
+            Deployment::new(deployment_id(), spec(), 1, release, Slot::Blue, at(0));
+        deployment.event_count = count;
+        deployment.last_hash = last_hash;
+        (events, deployment)
+    }
+
+    /// Changes one field of an event in place.
+    type Edit = fn(&mut Event);
+
+    /// One edit per field of an event, each guaranteed to change the field's value.
+    const FIELD_EDITS: &[(&str, Edit)] = &[
+        ("deployment_id", |e| {
+            e.deployment_id = DeploymentId::new("web-v44").unwrap()
+        }),
+        ("service", |e| e.service = ServiceName::new("api").unwrap()),
+        ("seq", |e| e.seq += 1),
+        ("at", |e| e.at = e.at.plus(Duration::from_millis(1))),
+        ("actor", |e| {
+            e.actor = match e.actor {
+                Actor::Cli { .. } => Actor::Schedule,
+                _ => Actor::Cli {
+                    user: "mallory".to_string(),
+                },
+            }
+        }),
+        ("kind", |e| {
+            e.kind = match e.kind {
+                EventKind::WeightsVerified => EventKind::Drift,
+                _ => EventKind::WeightsVerified,
+            }
+        }),
+        ("reason", |e| e.reason.push_str(" (edited)")),
+        ("weights_before", |e| {
+            e.weights_before = if e.weights_before == canary(100) {
+                canary(0)
+            } else {
+                canary(100)
+            }
+        }),
+        ("weights_after", |e| {
+            e.weights_after = if e.weights_after == canary(100) {
+                canary(0)
+            } else {
+                canary(100)
+            }
+        }),
+        ("state", |e| {
+            e.state = if e.state == State::Succeeded {
+                State::RolledBack
+            } else {
+                State::Succeeded
+            }
+        }),
+        ("prev_hash", |e| {
+            e.prev_hash = if e.prev_hash == GENESIS_HASH {
+                "f".repeat(64)
+            } else {
+                GENESIS_HASH.to_string()
+            }
+        }),
+        ("hash", |e| e.hash = "f".repeat(64)),
+    ];
+
+    /// A forged event for position `seq`, linked to the event before it and carrying
+    /// a correctly recomputed hash, as someone who knows the scheme would write it.
+    fn forged(events: &[Event], seq: usize) -> Event {
+        let mut forged = events[seq.min(events.len() - 1)].clone();
+        forged.seq = seq as u64;
+        forged.prev_hash = match seq {
+            0 => GENESIS_HASH.to_string(),
+            _ => events[seq - 1].hash.clone(),
+        };
+        forged.kind = EventKind::Approved {
+            count: 1,
+            quorum: 1,
+        };
+        forged.reason = "approved by nobody".to_string();
+        forged.hash = forged.compute_hash();
+        forged
+    }
+
+    #[test]
+    fn a_sealed_chain_verifies() {
+        let (events, deployment) = chain(&story());
+        assert_eq!(events.len(), 7);
+        assert_eq!(events[0].prev_hash, GENESIS_HASH);
+        assert_eq!(verify_history(&events, None), Ok(()));
+        assert_eq!(verify_history(&events, Some(&deployment)), Ok(()));
+        assert_eq!(verify_history(&[], None), Ok(()));
+    }
+
+    #[test]
+    fn sealing_in_batches_gives_the_same_chain() {
+        let drafts = story();
+        let (whole, _, whole_head) = seal(&deployment_id(), &web(), 0, GENESIS_HASH, &drafts);
+        let (mut first, count, head) =
+            seal(&deployment_id(), &web(), 0, GENESIS_HASH, &drafts[..3]);
+        let (rest, count, head) = seal(&deployment_id(), &web(), count, &head, &drafts[3..]);
+        first.extend(rest);
+        assert_eq!(first, whole);
+        assert_eq!(count, 7);
+        assert_eq!(head, whole_head);
+    }
+
+    #[test]
+    fn a_chain_survives_a_trip_through_json() {
+        let (events, deployment) = chain(&story());
+        let json = serde_json::to_string(&events).unwrap();
+        let read: Vec<Event> = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, events);
+        assert_eq!(verify_history(&read, Some(&deployment)), Ok(()));
+    }
+
+    #[test]
+    fn editing_any_field_of_any_event_is_detected_as_altered() {
+        let (events, deployment) = chain(&story());
+        for (field, edit) in FIELD_EDITS {
+            for index in 0..events.len() {
+                let mut edited = events.clone();
+                edit(&mut edited[index]);
+                assert_ne!(
+                    edited[index], events[index],
+                    "the {field} edit changed nothing"
+                );
+                let seq = edited[index].seq;
+                for head in [None, Some(&deployment)] {
+                    assert_eq!(
+                        verify_history(&edited, head),
+                        Err(ChainError::Altered { seq }),
+                        "{field} of event {index}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn removing_an_event_before_the_newest_breaks_the_chain() {
+        let (events, _) = chain(&story());
+        for index in 0..events.len() - 1 {
+            let mut removed = events.clone();
+            removed.remove(index);
+            assert_eq!(
+                verify_history(&removed, None),
+                Err(ChainError::Broken {
+                    seq: index as u64 + 1,
+                    expected_prev: (index as u64).saturating_sub(1),
+                }),
+                "removed event {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn swapping_two_events_breaks_the_chain() {
+        let (events, _) = chain(&story());
+        for i in 0..events.len() {
+            for j in i + 1..events.len() {
+                let mut swapped = events.clone();
+                swapped.swap(i, j);
+                assert_eq!(
+                    verify_history(&swapped, None),
+                    Err(ChainError::Broken {
+                        seq: j as u64,
+                        expected_prev: (i as u64).saturating_sub(1),
+                    }),
+                    "swapped events {i} and {j}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inserting_a_forged_event_with_a_valid_hash_breaks_the_chain() {
+        let (events, deployment) = chain(&story());
+        for index in 0..events.len() {
+            let fake = forged(&events, index);
+            // The forgery is internally consistent: only the link after it gives it away.
+            assert_eq!(fake.compute_hash(), fake.hash);
+            let mut tampered = events.clone();
+            tampered.insert(index, fake);
+            for head in [None, Some(&deployment)] {
+                assert_eq!(
+                    verify_history(&tampered, head),
+                    Err(ChainError::Broken {
+                        seq: index as u64,
+                        expected_prev: index as u64,
+                    }),
+                    "forged event at {index}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn removing_the_newest_events_is_caught_by_the_head() {
+        let (events, deployment) = chain(&story());
+        for kept in 0..events.len() {
+            let truncated = &events[..kept];
+            // The chain alone cannot tell: every remaining link is intact.
+            assert_eq!(verify_history(truncated, None), Ok(()));
+            assert_eq!(
+                verify_history(truncated, Some(&deployment)),
+                Err(ChainError::Truncated {
+                    found: kept as u64,
+                    expected: events.len() as u64,
+                }),
+                "kept {kept} events"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rewritten_chain_is_caught_by_the_head() {
+        let (events, deployment) = chain(&story());
+
+        // Edit an event and recompute every hash after it: a consistent, different chain.
+        let mut drafts = story();
+        drafts[5].reason = "rolled back by hand".to_string();
+        let (rewritten, _) = chain(&drafts);
+        assert_eq!(verify_history(&rewritten, None), Ok(()));
+        assert_eq!(
+            verify_history(&rewritten, Some(&deployment)),
+            Err(ChainError::HeadMismatch)
+        );
+
+        // A forged event appended after the newest one.
+        let mut appended = events.clone();
+        appended.push(forged(&events, events.len()));
+        assert_eq!(verify_history(&appended, None), Ok(()));
+        assert_eq!(
+            verify_history(&appended, Some(&deployment)),
+            Err(ChainError::HeadMismatch)
+        );
+
+        // Another deployment's valid history passed off as this one's.
+        let (other, _, _) = seal(
+            &DeploymentId::new("web-v42").unwrap(),
+            &web(),
+            0,
+            GENESIS_HASH,
+            &story(),
+        );
+        assert_eq!(verify_history(&other, None), Ok(()));
+        assert_eq!(
+            verify_history(&other, Some(&deployment)),
+            Err(ChainError::HeadMismatch)
+        );
+    }
+
+    fn any_actor() -> impl Strategy<Value = Actor> {
+        prop_oneof![
+            Just(Actor::Schedule),
+            "[a-z]{1,8}".prop_map(|author| Actor::Ci { author }),
+            (
+                "[0-9]{1,6}",
+                "[a-z]{1,8}",
+                prop::collection::vec("[a-z]{1,4}", 0..3)
+            )
+                .prop_map(|(user_id, name, roles)| Actor::Chat {
+                    user_id,
+                    name,
+                    roles,
+                }),
+            "[a-z0-9-]{1,12}".prop_map(|name| Actor::Alarm { name }),
+            "[a-z]{1,8}".prop_map(|user| Actor::Cli { user }),
+        ]
+    }
+
+    fn any_timestamp() -> impl Strategy<Value = Timestamp> {
+        // Up to the year 2096, well inside what RFC 3339 formatting handles.
+        (0i64..4_000_000_000_000).prop_map(Timestamp::from_millis)
+    }
+
+    fn any_kind() -> impl Strategy<Value = EventKind> {
+        prop_oneof![
+            (
+                "v[0-9]{1,3}",
+                "[0-9a-f]{7}",
+                prop::option::of(any_timestamp())
+            )
+                .prop_map(|(version, commit, committed_at)| EventKind::Created {
+                    version,
+                    commit,
+                    committed_at,
+                }),
+            "[a-z]{1,8}".prop_map(|gate| EventKind::GatePassed { gate }),
+            (0usize..10).prop_map(|step| EventKind::StepStarted { step }),
+            Just(EventKind::WeightsSet),
+            Just(EventKind::WeightsVerified),
+            Just(EventKind::Drift),
+            Just(EventKind::RollbackStarted),
+            (1u32..5).prop_map(|attempts| EventKind::RollbackRetrying { attempts }),
+            Just(EventKind::Finished),
+        ]
+    }
+
+    fn any_state() -> impl Strategy<Value = State> {
+        prop_oneof![
+            Just(State::Pending),
+            (0usize..5).prop_map(|step| State::Progressing { step }),
+            any_timestamp().prop_map(|until| State::Baking { until }),
+            Just(State::RollingBack {
+                end: RollbackEnd::RolledBack
+            }),
+            Just(State::Succeeded),
+            Just(State::RolledBack),
+            Just(State::Aborted),
+            Just(State::Failed),
+        ]
+    }
+
+    fn any_draft() -> impl Strategy<Value = EventDraft> {
+        let weights = || prop::option::of((0u32..=100).prop_map(|w| canary(w).unwrap()));
+        (
+            any_timestamp(),
+            any_actor(),
+            any_kind(),
+            ".{0,24}",
+            weights(),
+            weights(),
+            any_state(),
+        )
+            .prop_map(
+                |(at, actor, kind, reason, weights_before, weights_after, state)| EventDraft {
+                    at,
+                    actor,
+                    kind,
+                    reason,
+                    weights_before,
+                    weights_after,
+                    state,
+                },
+            )
+    }
+
+    /// One way of tampering with a stored history.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        /// Edit one field of one event.
+        Edit { event: Index, field: Index },
+        /// Delete one event.
+        Remove(Index),
+        /// Exchange two events.
+        Swap(Index, Index),
+        /// Insert a forged event with a recomputed hash before the chosen position.
+        InsertForged(Index),
+        /// Edit one draft and seal the whole chain again.
+        Reseal(Index),
+    }
+
+    fn any_mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<Index>(), any::<Index>())
+                .prop_map(|(event, field)| Mutation::Edit { event, field }),
+            any::<Index>().prop_map(Mutation::Remove),
+            (any::<Index>(), any::<Index>()).prop_map(|(i, j)| Mutation::Swap(i, j)),
+            any::<Index>().prop_map(Mutation::InsertForged),
+            any::<Index>().prop_map(Mutation::Reseal),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_sealed_chain_verifies_after_a_trip_through_json(
+            drafts in prop::collection::vec(any_draft(), 0..12),
+        ) {
+            // Stores keep events as JSON; reading them back must give the same hashes.
+            let (events, deployment) = chain(&drafts);
+            let json = serde_json::to_string(&events).unwrap();
+            let read: Vec<Event> = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&read, &events);
+            prop_assert_eq!(verify_history(&read, Some(&deployment)), Ok(()));
+        }
+
+        #[test]
+        fn any_single_tampering_is_detected(
+            drafts in prop::collection::vec(any_draft(), 2..12),
+            mutation in any_mutation(),
+        ) {
+            let (events, deployment) = chain(&drafts);
+            prop_assert_eq!(verify_history(&events, Some(&deployment)), Ok(()));
+            let n = events.len();
+            let mut tampered = events.clone();
+            let result = match &mutation {
+                Mutation::Edit { event, field } => {
+                    let (_, edit) = FIELD_EDITS[field.index(FIELD_EDITS.len())];
+                    let index = event.index(n);
+                    edit(&mut tampered[index]);
+                    let result = verify_history(&tampered, Some(&deployment));
+                    prop_assert!(matches!(result, Err(ChainError::Altered { .. })), "{:?}", result);
+                    result
+                }
+                Mutation::Remove(index) => {
+                    let index = index.index(n);
+                    tampered.remove(index);
+                    let result = verify_history(&tampered, Some(&deployment));
+                    if index == n - 1 {
+                        prop_assert!(matches!(result, Err(ChainError::Truncated { .. })), "{:?}", result);
+                    } else {
+                        prop_assert!(matches!(result, Err(ChainError::Broken { .. })), "{:?}", result);
+                    }
+                    result
+                }
+                Mutation::Swap(i, j) => {
+                    let i = i.index(n);
+                    let mut j = j.index(n);
+                    if i == j {
+                        j = (i + 1) % n;
+                    }
+                    tampered.swap(i, j);
+                    let result = verify_history(&tampered, Some(&deployment));
+                    prop_assert!(matches!(result, Err(ChainError::Broken { .. })), "{:?}", result);
+                    result
+                }
+                Mutation::InsertForged(index) => {
+                    let index = index.index(n + 1);
+                    tampered.insert(index, forged(&events, index));
+                    let result = verify_history(&tampered, Some(&deployment));
+                    if index == n {
+                        prop_assert_eq!(&result, &Err(ChainError::HeadMismatch));
+                    } else {
+                        prop_assert!(matches!(result, Err(ChainError::Broken { .. })), "{:?}", result);
+                    }
+                    result
+                }
+                Mutation::Reseal(index) => {
+                    let mut drafts = drafts.clone();
+                    drafts[index.index(n)].reason.push('!');
+                    let (resealed, _) = chain(&drafts);
+                    let result = verify_history(&resealed, Some(&deployment));
+                    prop_assert_eq!(&result, &Err(ChainError::HeadMismatch));
+                    result
+                }
+            };
+            prop_assert!(result.is_err(), "{:?} went unnoticed", mutation);
+        }
+    }
 }
