@@ -78,8 +78,9 @@ fn apply_one(w: &mut Working<'_>, command: &Command) {
         }
         CommandKind::Promote => match w.d.state {
             State::Baking { .. } => {
+                // The bake ends now; success still waits for the weights to read back.
+                w.d.state = State::Baking { until: w.now };
                 applied(w, command, format!("bake ended early by {who}"));
-                progress::succeed(w);
             }
             State::Progressing { .. } | State::Paused { .. } => {
                 let last = w.d.spec.plan.steps.len();

@@ -69,10 +69,13 @@ pub(crate) fn advance(w: &mut Working<'_>) {
         } => approval_timeout(w, step),
         State::Paused { .. } => {}
         State::Baking { until } => {
-            if w.now >= until {
+            if w.now < until {
+                w.wake(until);
+            } else if w.obs.weights == Some(w.d.desired) {
                 succeed(w);
             } else {
-                w.wake(until);
+                // Success is only declared on weights read back at 100% new.
+                w.wake(w.now.plus(super::SETTLE));
             }
         }
         State::RollingBack { .. }
@@ -85,7 +88,7 @@ pub(crate) fn advance(w: &mut Working<'_>) {
 
 /// Takes the alarm baseline and checks that all traffic is on the stable slot.
 fn leave_pending(w: &mut Working<'_>) {
-    let firing = w
+    let firing: std::collections::BTreeMap<String, String> = w
         .obs
         .alarms
         .as_ref()
@@ -97,9 +100,7 @@ fn leave_pending(w: &mut Working<'_>) {
                 .collect()
         })
         .unwrap_or_default();
-    w.d.baseline = Some(firing);
-    let baseline = w.d.baseline.clone().unwrap_or_default();
-    let names: std::collections::BTreeSet<String> = baseline.keys().cloned().collect();
+    let names: std::collections::BTreeSet<String> = firing.keys().cloned().collect();
     let canary = w.d.canary();
     let actual = w.obs.weights.expect("advance checks the weights are known");
     if actual.of(canary).get() > 0 {
@@ -114,6 +115,7 @@ fn leave_pending(w: &mut Working<'_>) {
         w.notify(NotificationKind::Alert, reason);
         return;
     }
+    w.d.baseline = Some(firing);
     w.enter(State::Verifying {
         gate: VerifyGate::Health,
     });
