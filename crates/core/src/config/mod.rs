@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use file::{ConfigError, parse_config};
+pub use file::{ConfigError, ConfigProblem, parse_config};
 pub use strategy::Strategy;
 
 use crate::domain::{ListenerArn, ListenerRuleArn, ServiceName, Slot, TargetGroupArn, Weight};
