@@ -214,7 +214,9 @@ impl Weights {
     pub fn from_relative(blue: u32, green: u32) -> Result<Weights, InvalidValue> {
         let total = u64::from(blue) + u64::from(green);
         if total == 0 {
-            return Err(invalid("both target groups have weight 0: no traffic is served"));
+            return Err(invalid(
+                "both target groups have weight 0: no traffic is served",
+            ));
         }
         let blue_percent = (u64::from(blue) * 100 + total / 2) / total;
         Ok(Weights {
@@ -428,7 +430,10 @@ mod tests {
         assert_eq!(w.of(Slot::Blue).get(), 33);
         assert_eq!(w.of(Slot::Green).get(), 67);
         assert!(Weights::from_relative(0, 0).is_err());
-        assert_eq!(Weights::from_relative(0, 999).unwrap(), Weights::all_on(Slot::Green));
+        assert_eq!(
+            Weights::from_relative(0, 999).unwrap(),
+            Weights::all_on(Slot::Green)
+        );
     }
 
     #[test]
@@ -440,9 +445,22 @@ mod tests {
         assert!(ServiceName::new("web-api_2").is_ok());
         assert!(Percent::new(f64::NAN).is_err());
         assert!(Percent::new(-0.1).is_err());
-        assert!(TargetGroupArn::new("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/abc").is_ok());
-        assert!(TargetGroupArn::new("arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/abc").is_err());
-        assert!(ListenerArn::new("arn:aws:elasticloadbalancing:eu-west-1:12345:listener/app/web/a/b").is_err());
+        assert!(
+            TargetGroupArn::new(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/abc"
+            )
+            .is_ok()
+        );
+        assert!(
+            TargetGroupArn::new(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/abc"
+            )
+            .is_err()
+        );
+        assert!(
+            ListenerArn::new("arn:aws:elasticloadbalancing:eu-west-1:12345:listener/app/web/a/b")
+                .is_err()
+        );
         assert!(DeploymentId::new("has space").is_err());
     }
 

@@ -174,7 +174,13 @@ impl<'a> Driver<'a> {
             weights_after: Some(deployment.desired),
             state: deployment.state,
         };
-        let (events, count, head) = seal(&deployment.id, &deployment.service, 0, &deployment.last_hash, &[draft]);
+        let (events, count, head) = seal(
+            &deployment.id,
+            &deployment.service,
+            0,
+            &deployment.last_hash,
+            &[draft],
+        );
         deployment.event_count = count;
         deployment.last_hash = head;
         self.store
@@ -204,7 +210,11 @@ impl<'a> Driver<'a> {
 
     /// The alarm fast path: every active deployment watching `alarm` (and not holding it
     /// in its baseline) rolls back at once; each then gets a normal pass to verify it.
-    pub async fn on_alarm(&self, alarm: &str, reason: &str) -> Result<Vec<PassReport>, DriverError> {
+    pub async fn on_alarm(
+        &self,
+        alarm: &str,
+        reason: &str,
+    ) -> Result<Vec<PassReport>, DriverError> {
         let active = self.store.active_deployments().await?;
         let mut reports = Vec::new();
         for deployment in active {
@@ -216,7 +226,11 @@ impl<'a> Driver<'a> {
         Ok(reports)
     }
 
-    async fn run(&self, id: &DeploymentId, alarm: Option<(&str, &str)>) -> Result<PassReport, DriverError> {
+    async fn run(
+        &self,
+        id: &DeploymentId,
+        alarm: Option<(&str, &str)>,
+    ) -> Result<PassReport, DriverError> {
         let mut report = PassReport {
             deployment_id: id.clone(),
             transitions: 0,
@@ -300,7 +314,9 @@ impl<'a> Driver<'a> {
         if let Some(slot) = needs.health {
             match self.providers.health(spec).health(spec, slot).await {
                 Ok(health) => observation.health = Some(health),
-                Err(e) => report.errors.push(format!("reading target health of {slot}: {e}")),
+                Err(e) => report
+                    .errors
+                    .push(format!("reading target health of {slot}: {e}")),
             }
         }
         if needs.alarms {
@@ -311,19 +327,28 @@ impl<'a> Driver<'a> {
         }
         for (slot, window) in needs.metrics {
             let start = now.minus(window);
-            match self.providers.metrics(spec).slot_metrics(spec, slot, start, now).await {
+            match self
+                .providers
+                .metrics(spec)
+                .slot_metrics(spec, slot, start, now)
+                .await
+            {
                 Ok(metrics) => observation.metrics.push(MetricReading {
                     slot,
                     window,
                     metrics,
                 }),
-                Err(e) => report.errors.push(format!("reading metrics of {slot}: {e}")),
+                Err(e) => report
+                    .errors
+                    .push(format!("reading metrics of {slot}: {e}")),
             }
         }
         if let Some(slot) = needs.smoke {
             match self.providers.smoke(spec).run(spec, slot).await {
                 Ok(smoke) => observation.smoke = Some(smoke),
-                Err(e) => report.errors.push(format!("running smoke checks on {slot}: {e}")),
+                Err(e) => report
+                    .errors
+                    .push(format!("running smoke checks on {slot}: {e}")),
             }
         }
         if needs.commands {
@@ -369,13 +394,15 @@ impl<'a> Driver<'a> {
                 Err(e) if rolling_back => {
                     // Traffic comes first: put it back even though the decision could
                     // not be recorded; the next pass records it.
-                    report
-                        .errors
-                        .push(format!("recording the rollback failed ({e}); rolling back anyway"));
+                    report.errors.push(format!(
+                        "recording the rollback failed ({e}); rolling back anyway"
+                    ));
                     let acted_ok = self.act(&next.spec, &decision.actions, report).await;
                     report.wake_at = Some(self.clock.now().plus(RETRY_AFTER));
                     if !acted_ok {
-                        report.errors.push("the rollback could not be applied either".into());
+                        report
+                            .errors
+                            .push("the rollback could not be applied either".into());
                     }
                     return Err(DriverError::Store(e));
                 }
@@ -401,8 +428,15 @@ impl<'a> Driver<'a> {
         for action in actions {
             match action {
                 Action::SetWeights { weights } => {
-                    if let Err(e) = self.providers.router(spec).set_weights(spec, *weights).await {
-                        report.errors.push(format!("setting weights {weights}: {e}"));
+                    if let Err(e) = self
+                        .providers
+                        .router(spec)
+                        .set_weights(spec, *weights)
+                        .await
+                    {
+                        report
+                            .errors
+                            .push(format!("setting weights {weights}: {e}"));
                         ok = false;
                     }
                 }

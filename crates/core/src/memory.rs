@@ -131,7 +131,11 @@ impl MemoryStore {
 
     /// Every event of a deployment, for inspection.
     pub fn events_of(&self, id: &DeploymentId) -> Vec<Event> {
-        locked(&self.inner).events.get(id).cloned().unwrap_or_default()
+        locked(&self.inner)
+            .events
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// A deployment, for inspection.
@@ -556,10 +560,16 @@ impl MemoryMetrics {
                     .push(s.errors_5xx as f64 * 100.0 / s.requests as f64);
             }
             if let Some(v) = s.latency_p95_ms {
-                out.series.entry(MetricKind::LatencyP95).or_default().push(v);
+                out.series
+                    .entry(MetricKind::LatencyP95)
+                    .or_default()
+                    .push(v);
             }
             if let Some(v) = s.latency_p99_ms {
-                out.series.entry(MetricKind::LatencyP99).or_default().push(v);
+                out.series
+                    .entry(MetricKind::LatencyP99)
+                    .or_default()
+                    .push(v);
             }
         }
         out
@@ -612,7 +622,10 @@ impl SmokeRunner for MemorySmoke {
                         None => SmokeResult {
                             name: check.name.clone(),
                             passed: true,
-                            detail: format!("{} {} -> {}", check.method, check.path, check.expect_status),
+                            detail: format!(
+                                "{} {} -> {}",
+                                check.method, check.path, check.expect_status
+                            ),
                         },
                     })
                     .collect(),
@@ -635,7 +648,10 @@ impl MemoryNotifier {
 }
 
 impl Notifier for MemoryNotifier {
-    fn notify<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), PortError>> {
+    fn notify<'a>(
+        &'a self,
+        notification: &'a Notification,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             locked(&self.sent).push(notification.clone());
             Ok(())
@@ -822,6 +838,8 @@ impl Sandbox {
 
     /// The deployment as stored.
     pub fn deployment(&self, id: &DeploymentId) -> Deployment {
-        self.store.deployment_now(id).expect("the deployment exists")
+        self.store
+            .deployment_now(id)
+            .expect("the deployment exists")
     }
 }

@@ -76,8 +76,9 @@ impl SlotMetrics {
     /// The aggregate value of a metric over the window, if it can be computed.
     pub fn value(&self, metric: MetricKind) -> Option<f64> {
         match metric {
-            MetricKind::ErrorRate => (self.requests > 0)
-                .then(|| self.errors_5xx as f64 * 100.0 / self.requests as f64),
+            MetricKind::ErrorRate => {
+                (self.requests > 0).then(|| self.errors_5xx as f64 * 100.0 / self.requests as f64)
+            }
             MetricKind::LatencyP95 => self.latency_p95_ms,
             MetricKind::LatencyP99 => self.latency_p99_ms,
             MetricKind::RequestCount => Some(self.requests as f64),

@@ -70,8 +70,10 @@ pub trait TrafficRouter: Send + Sync {
     ) -> BoxFuture<'a, Result<(), PortError>>;
 
     /// Reads back the weights actually served.
-    fn read_weights<'a>(&'a self, service: &'a ServiceSpec)
-    -> BoxFuture<'a, Result<Weights, PortError>>;
+    fn read_weights<'a>(
+        &'a self,
+        service: &'a ServiceSpec,
+    ) -> BoxFuture<'a, Result<Weights, PortError>>;
 }
 
 /// Reports the health of the targets in a slot.
@@ -115,7 +117,8 @@ pub trait SmokeRunner: Send + Sync {
 /// Sends progress messages and alerts.
 pub trait Notifier: Send + Sync {
     /// Sends one notification.
-    fn notify<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, Result<(), PortError>>;
+    fn notify<'a>(&'a self, notification: &'a Notification)
+    -> BoxFuture<'a, Result<(), PortError>>;
 }
 
 /// Tells the time.

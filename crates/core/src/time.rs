@@ -59,12 +59,18 @@ impl Timestamp {
 
     /// This instant plus a duration (saturating).
     pub fn plus(self, duration: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(duration.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(duration.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// This instant minus a duration (saturating).
     pub fn minus(self, duration: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_sub(duration.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_sub(duration.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// The time from `earlier` to this instant; zero if `earlier` is later.
@@ -136,7 +142,12 @@ pub fn format_duration(duration: Duration) -> String {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if millis >= size {
             out.push_str(&format!("{}{unit}", millis / size));
             millis %= size;
@@ -198,7 +209,10 @@ mod tests {
         let offset = Timestamp::parse_rfc3339("2026-11-26T07:43:35.5+01:00").unwrap();
         assert_eq!(offset.to_rfc3339(), "2026-11-26T06:43:35.500Z");
         assert!(Timestamp::parse_rfc3339("yesterday").is_err());
-        assert_eq!(t.plus(Duration::from_secs(60)).since(t), Duration::from_secs(60));
+        assert_eq!(
+            t.plus(Duration::from_secs(60)).since(t),
+            Duration::from_secs(60)
+        );
         assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
     }
 }

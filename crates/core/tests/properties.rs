@@ -82,9 +82,21 @@ fn person(n: u8) -> Actor {
     match n {
         0 => Actor::Cli { user: "ops".into() },
         // The author of every deployment in these tests.
-        1 => Actor::Chat { user_id: "u-octo".into(), name: "octocat".into(), roles: vec!["deployers".into()] },
-        2 => Actor::Chat { user_id: "u-eve".into(), name: "eve".into(), roles: vec!["viewers".into()] },
-        _ => Actor::Chat { user_id: format!("u-{n}"), name: format!("user{n}"), roles: vec!["deployers".into()] },
+        1 => Actor::Chat {
+            user_id: "u-octo".into(),
+            name: "octocat".into(),
+            roles: vec!["deployers".into()],
+        },
+        2 => Actor::Chat {
+            user_id: "u-eve".into(),
+            name: "eve".into(),
+            roles: vec!["viewers".into()],
+        },
+        _ => Actor::Chat {
+            user_id: format!("u-{n}"),
+            name: format!("user{n}"),
+            roles: vec!["deployers".into()],
+        },
     }
 }
 
@@ -92,7 +104,9 @@ fn command_kind(n: u8, d: &Deployment) -> CommandKind {
     let step = d.state.step().unwrap_or(0);
     match n {
         0 | 1 => CommandKind::Approve { step },
-        2 => CommandKind::Approve { step: step.saturating_sub(1) },
+        2 => CommandKind::Approve {
+            step: step.saturating_sub(1),
+        },
         3 => CommandKind::Reject { step },
         4 => CommandKind::Pause,
         5 => CommandKind::Resume,
@@ -131,19 +145,36 @@ fn check_rollback_reachable(d: &Deployment, now: Timestamp) {
         ..Observation::default()
     };
     let first = decide(d, &observation, now);
-    let rolling = first.next.expect("a rollback command always changes something");
+    let rolling = first
+        .next
+        .expect("a rollback command always changes something");
     assert_eq!(rolling.desired, stable);
-    if matches!(rolling.state, State::RolledBack | State::Aborted | State::Failed) {
+    if matches!(
+        rolling.state,
+        State::RolledBack | State::Aborted | State::Failed
+    ) {
         // The router already served 100% stable, so the rollback was done at once.
         assert_eq!(d.desired, stable, "{:?} -> {:?}", d.state, rolling.state);
         return;
     }
-    assert!(matches!(rolling.state, State::RollingBack { .. }), "{:?} -> {:?}", d.state, rolling.state);
-    let verified = Observation { weights: Some(stable), alarms: Some(AlarmReport::default()), ..Observation::default() };
+    assert!(
+        matches!(rolling.state, State::RollingBack { .. }),
+        "{:?} -> {:?}",
+        d.state,
+        rolling.state
+    );
+    let verified = Observation {
+        weights: Some(stable),
+        alarms: Some(AlarmReport::default()),
+        ..Observation::default()
+    };
     let second = decide(&rolling, &verified, now.plus(SETTLE));
     let done = second.next.expect("verified weights end the rollback");
     assert!(
-        matches!(done.state, State::RolledBack | State::Aborted | State::Failed),
+        matches!(
+            done.state,
+            State::RolledBack | State::Aborted | State::Failed
+        ),
         "{:?}",
         done.state
     );
@@ -158,7 +189,11 @@ fn check_history(sb: &Sandbox, d: &Deployment) {
     assert_eq!(replayed.desired, Some(d.desired), "replayed weights");
     let approvers: Vec<String> = d.approvals.iter().map(|a| a.user_id.clone()).collect();
     assert_eq!(replayed.approvals, approvers, "replayed approvals");
-    assert_eq!(replayed.baseline, d.baseline.as_ref().map(|b| b.keys().cloned().collect()), "replayed baseline");
+    assert_eq!(
+        replayed.baseline,
+        d.baseline.as_ref().map(|b| b.keys().cloned().collect()),
+        "replayed baseline"
+    );
     assert_eq!(replayed.finished_at, d.finished_at, "replayed finish");
 }
 
@@ -166,7 +201,11 @@ fn run_case(steps: Vec<Step>, ops: Vec<Op>, on_timeout_promote: bool, quorum: u3
     let mut spec = test_service("web", steps);
     spec.approval.quorum = quorum;
     spec.approval.timeout = Some(Duration::from_secs(300));
-    spec.approval.on_timeout = if on_timeout_promote { TimeoutAction::Promote } else { TimeoutAction::Rollback };
+    spec.approval.on_timeout = if on_timeout_promote {
+        TimeoutAction::Promote
+    } else {
+        TimeoutAction::Rollback
+    };
     spec.health.timeout = Duration::from_secs(120);
     let mut sb = Sandbox::single(spec, T0);
     sb.config.authors.insert("octocat".into(), "u-octo".into());
@@ -185,10 +224,29 @@ fn run_case(steps: Vec<Step>, ops: Vec<Op>, on_timeout_promote: bool, quorum: u3
             Op::Tick(secs) => sb.clock.advance(Duration::from_secs(secs.into())),
             Op::FireAlarm => sb.world.alarms.fire("web-5xx", "value 12.0"),
             Op::ClearAlarm => sb.world.alarms.clear("web-5xx"),
-            Op::Unhealthy => sb.world.health.set(&service, d.canary(), HealthReport { healthy: 0, total: 1, unhealthy: vec!["i-1".into()] }),
-            Op::Healthy => sb.world.health.set(&service, d.canary(), HealthReport { healthy: 1, total: 1, unhealthy: vec![] }),
+            Op::Unhealthy => sb.world.health.set(
+                &service,
+                d.canary(),
+                HealthReport {
+                    healthy: 0,
+                    total: 1,
+                    unhealthy: vec!["i-1".into()],
+                },
+            ),
+            Op::Healthy => sb.world.health.set(
+                &service,
+                d.canary(),
+                HealthReport {
+                    healthy: 1,
+                    total: 1,
+                    unhealthy: vec![],
+                },
+            ),
             Op::SmokeFails => sb.world.smoke.fail("home", "503"),
-            Op::Drift(p) => sb.world.router.force(&service, Weights::split(Slot::Green, Weight::new(p.into()).unwrap())),
+            Op::Drift(p) => sb.world.router.force(
+                &service,
+                Weights::split(Slot::Green, Weight::new(p.into()).unwrap()),
+            ),
             Op::FailSets(n) => sb.world.router.fail_next_sets(n.into()),
             Op::FailReads(n) => sb.world.router.fail_next_reads(n.into()),
             Op::BadMetrics | Op::GoodMetrics => {
@@ -211,7 +269,10 @@ fn run_case(steps: Vec<Step>, ops: Vec<Op>, on_timeout_promote: bool, quorum: u3
         let weight_before = canary_weight(&sb, &before);
         let alarm_outside_baseline = sb.world_alarm_firing()
             && before.is_active()
-            && before.baseline.as_ref().is_some_and(|b| !b.contains_key("web-5xx"));
+            && before
+                .baseline
+                .as_ref()
+                .is_some_and(|b| !b.contains_key("web-5xx"));
         let events_before = sb.store.events_of(&id).len();
         let commits_before = sb.store.commit_count();
 
@@ -220,18 +281,34 @@ fn run_case(steps: Vec<Step>, ops: Vec<Op>, on_timeout_promote: bool, quorum: u3
         let after = sb.deployment(&id);
         let commits = sb.store.commit_count() - commits_before;
         let events = sb.store.events_of(&id).len() - events_before;
-        assert!(events as u64 >= commits, "{commits} commits wrote only {events} events");
+        assert!(
+            events as u64 >= commits,
+            "{commits} commits wrote only {events} events"
+        );
         assert_eq!(commits, u64::from(report.transitions));
         check_history(&sb, &after);
-        let weights = sb.world.router.current(&service).unwrap_or(Weights::all_on(Slot::Blue));
-        assert_eq!(u32::from(weights.of(Slot::Blue).get()) + u32::from(weights.of(Slot::Green).get()), 100);
+        let weights = sb
+            .world
+            .router
+            .current(&service)
+            .unwrap_or(Weights::all_on(Slot::Blue));
+        assert_eq!(
+            u32::from(weights.of(Slot::Blue).get()) + u32::from(weights.of(Slot::Green).get()),
+            100
+        );
         if alarm_outside_baseline {
             assert!(
-                matches!(after.state, State::RollingBack { .. } | State::RolledBack | State::Aborted | State::Failed),
+                matches!(
+                    after.state,
+                    State::RollingBack { .. } | State::RolledBack | State::Aborted | State::Failed
+                ),
                 "an alarm outside the baseline fired but the deployment is {:?}",
                 after.state
             );
-            assert!(canary_weight(&sb, &after) <= weight_before, "traffic moved toward the canary during an alarm");
+            assert!(
+                canary_weight(&sb, &after) <= weight_before,
+                "traffic moved toward the canary during an alarm"
+            );
         }
         check_rollback_reachable(&after, sb.clock.now());
     }
@@ -240,7 +317,11 @@ fn run_case(steps: Vec<Step>, ops: Vec<Op>, on_timeout_promote: bool, quorum: u3
     // finished and the router shows its outcome).
     sb.world.router.fail_next_sets(0);
     sb.world.router.fail_next_reads(0);
-    sb.command(&id, Actor::Cli { user: "ops".into() }, CommandKind::Rollback);
+    sb.command(
+        &id,
+        Actor::Cli { user: "ops".into() },
+        CommandKind::Rollback,
+    );
     for _ in 0..10 {
         sb.clock.advance(Duration::from_secs(3));
         if sb.pass(&id).state.is_terminal() {
@@ -249,12 +330,30 @@ fn run_case(steps: Vec<Step>, ops: Vec<Op>, on_timeout_promote: bool, quorum: u3
     }
     let end = sb.deployment(&id);
     assert!(end.state.is_terminal(), "still {:?}", end.state);
-    let expected = if end.state == State::Succeeded { Weights::all_on(end.canary()) } else { Weights::all_on(end.stable) };
+    let expected = if end.state == State::Succeeded {
+        Weights::all_on(end.canary())
+    } else {
+        Weights::all_on(end.stable)
+    };
     if touched_after_end {
         return check_history(&sb, &end);
     }
-    if end.state != State::Failed || sb.store.events_of(&id).iter().any(|e| e.kind == ripcord_core::history::EventKind::RollbackStarted) {
-        assert_eq!(sb.world.router.current(&service).unwrap_or(Weights::all_on(Slot::Blue)), expected, "{:?}", end.state);
+    if end.state != State::Failed
+        || sb
+            .store
+            .events_of(&id)
+            .iter()
+            .any(|e| e.kind == ripcord_core::history::EventKind::RollbackStarted)
+    {
+        assert_eq!(
+            sb.world
+                .router
+                .current(&service)
+                .unwrap_or(Weights::all_on(Slot::Blue)),
+            expected,
+            "{:?}",
+            end.state
+        );
     }
     check_history(&sb, &end);
 }
@@ -267,7 +366,10 @@ impl AlarmPeek for Sandbox {
     fn world_alarm_firing(&self) -> bool {
         use ripcord_core::ports::AlarmSource;
         let names = vec!["web-5xx".to_string()];
-        !ripcord_core::memory::block_on(self.world.alarms.firing(&names)).unwrap().firing.is_empty()
+        !ripcord_core::memory::block_on(self.world.alarms.firing(&names))
+            .unwrap()
+            .firing
+            .is_empty()
     }
 }
 

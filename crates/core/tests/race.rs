@@ -79,20 +79,35 @@ fn story(sb: &Sandbox, id: &DeploymentId) -> Vec<String> {
 
 /// Runs one deployment with `drivers` concurrent passes per round; a rollback command
 /// arrives before round `rollback_at`, if given.
-fn scenario(drivers: usize, rollback_at: Option<usize>, rng: Option<&mut Rng>) -> (Sandbox, DeploymentId, u32) {
+fn scenario(
+    drivers: usize,
+    rollback_at: Option<usize>,
+    rng: Option<&mut Rng>,
+) -> (Sandbox, DeploymentId, u32) {
     let mut conflicts = 0;
-    let store = if rng.is_some() { MemoryStore::with_yield_points() } else { MemoryStore::new() };
+    let store = if rng.is_some() {
+        MemoryStore::with_yield_points()
+    } else {
+        MemoryStore::new()
+    };
     let mut spec = test_service("web", steps());
     spec.plan.bake = Duration::from_secs(10);
     let mut services = std::collections::BTreeMap::new();
     services.insert(spec.name.clone(), spec);
-    let config = ripcord_core::config::Config { services, authors: Default::default() };
+    let config = ripcord_core::config::Config {
+        services,
+        authors: Default::default(),
+    };
     let sb = Sandbox::with_store(config, T0, store);
     let id = sb.deploy("web", "v2", "octocat").unwrap().id;
     let mut rng = rng;
     for round in 0..20 {
         if rollback_at == Some(round) {
-            sb.command(&id, Actor::Cli { user: "ops".into() }, CommandKind::Rollback);
+            sb.command(
+                &id,
+                Actor::Cli { user: "ops".into() },
+                CommandKind::Rollback,
+            );
         }
         match rng.as_deref_mut() {
             Some(rng) => {
@@ -100,10 +115,16 @@ fn scenario(drivers: usize, rollback_at: Option<usize>, rng: Option<&mut Rng>) -
                     .map(|_| {
                         let driver = sb.driver();
                         let id = id.clone();
-                        Some(Box::pin(async move { driver.reconcile(&id).await.unwrap() }) as Pass<'_>)
+                        Some(
+                            Box::pin(async move { driver.reconcile(&id).await.unwrap() })
+                                as Pass<'_>,
+                        )
                     })
                     .collect();
-                conflicts += interleave(passes, rng).iter().map(|r| r.conflicts).sum::<u32>();
+                conflicts += interleave(passes, rng)
+                    .iter()
+                    .map(|r| r.conflicts)
+                    .sum::<u32>();
             }
             None => {
                 sb.pass(&id);
@@ -126,8 +147,19 @@ fn racing_drivers_write_exactly_the_history_one_driver_writes() {
             (story(&sb, &id), sb.store.commit_count())
         })
         .collect();
-    assert_eq!(references[0].0.last().map(|s| s.starts_with("finished succeeded")), Some(true));
-    assert!(references[3].0.iter().any(|s| s.starts_with("rollback_started")));
+    assert_eq!(
+        references[0]
+            .0
+            .last()
+            .map(|s| s.starts_with("finished succeeded")),
+        Some(true)
+    );
+    assert!(
+        references[3]
+            .0
+            .iter()
+            .any(|s| s.starts_with("rollback_started"))
+    );
 
     let mut rng = Rng(0x5EED);
     let mut conflicts = 0u64;
@@ -141,9 +173,21 @@ fn racing_drivers_write_exactly_the_history_one_driver_writes() {
         let events = sb.store.events_of(&id);
         verify_history(&events, Some(&d)).unwrap();
         let (expected, expected_commits) = &references[variant];
-        assert_eq!(&story(&sb, &id), expected, "{drivers} drivers, variant {variant}");
-        assert_eq!(sb.store.commit_count(), *expected_commits, "one commit per transition");
-        let end = if d.state == State::Succeeded { Weights::all_on(Slot::Green) } else { Weights::all_on(Slot::Blue) };
+        assert_eq!(
+            &story(&sb, &id),
+            expected,
+            "{drivers} drivers, variant {variant}"
+        );
+        assert_eq!(
+            sb.store.commit_count(),
+            *expected_commits,
+            "one commit per transition"
+        );
+        let end = if d.state == State::Succeeded {
+            Weights::all_on(Slot::Green)
+        } else {
+            Weights::all_on(Slot::Blue)
+        };
         assert_eq!(sb.world.router.current(&d.service), Some(end));
     }
     // The drivers really raced: many commits were lost and re-decided.

@@ -43,11 +43,20 @@ fn chat(user: &str, roles: &[&str]) -> Actor {
 
 /// Runs passes every `tick` until the deployment is terminal or `limit` passes ran;
 /// returns the canary weights seen after each pass.
-fn run(sb: &Sandbox, id: &ripcord_core::domain::DeploymentId, tick: Duration, limit: usize) -> Vec<u8> {
+fn run(
+    sb: &Sandbox,
+    id: &ripcord_core::domain::DeploymentId,
+    tick: Duration,
+    limit: usize,
+) -> Vec<u8> {
     let mut seen = Vec::new();
     for _ in 0..limit {
         let report = sb.pass(id);
-        let weights = sb.world.router.current(&web()).unwrap_or(Weights::all_on(Slot::Blue));
+        let weights = sb
+            .world
+            .router
+            .current(&web())
+            .unwrap_or(Weights::all_on(Slot::Blue));
         seen.push(weights.of(Slot::Green).get());
         if report.state.is_terminal() {
             break;
@@ -69,7 +78,16 @@ fn a_canary_walks_its_plan_and_succeeds() {
     let events = sb.store.events_of(&d.id);
     verify_history(&events, Some(&done)).unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
-    for expected in ["created", "baseline_taken", "gate_passed", "step_started", "weights_set", "weights_verified", "bake_started", "finished"] {
+    for expected in [
+        "created",
+        "baseline_taken",
+        "gate_passed",
+        "step_started",
+        "weights_set",
+        "weights_verified",
+        "bake_started",
+        "finished",
+    ] {
         assert!(kinds.contains(&expected), "missing {expected} in {kinds:?}");
     }
     let status = block_on(sb.store.service_status(&web())).unwrap().unwrap();
@@ -77,8 +95,16 @@ fn a_canary_walks_its_plan_and_succeeds() {
     assert_eq!(status.version.as_deref(), Some("v43"));
     // Pauses of a minute and a one-minute bake: done within about three minutes.
     let took = done.finished_at.unwrap().since(done.created_at);
-    assert!(took >= Duration::from_secs(180) && took < Duration::from_secs(200), "{took:?}");
-    assert!(sb.notifier.sent().iter().any(|n| n.kind == NotificationKind::Summary));
+    assert!(
+        took >= Duration::from_secs(180) && took < Duration::from_secs(200),
+        "{took:?}"
+    );
+    assert!(
+        sb.notifier
+            .sent()
+            .iter()
+            .any(|n| n.kind == NotificationKind::Summary)
+    );
 
     // The next deployment goes the other way: green is now stable.
     let next = sb.deploy("web", "v44", "octocat").unwrap();
@@ -94,7 +120,10 @@ fn a_plan_without_waits_runs_through_in_one_pass() {
     let d = sb.deploy("web", "v2", "ci").unwrap();
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::Succeeded, "{report:?}");
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Green)));
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Green))
+    );
 }
 
 #[test]
@@ -102,17 +131,39 @@ fn an_alarm_rolls_back_in_one_pass_and_says_why() {
     let sb = Sandbox::single(test_service("web", canary_steps()), T0);
     let d = sb.deploy("web", "v43", "octocat").unwrap();
     sb.pass(&d.id);
-    assert_eq!(sb.world.router.current(&web()).unwrap().of(Slot::Green), w(10));
-    sb.world.alarms.fire("web-5xx", "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0)");
+    assert_eq!(
+        sb.world.router.current(&web()).unwrap().of(Slot::Green),
+        w(10)
+    );
+    sb.world.alarms.fire(
+        "web-5xx",
+        "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0)",
+    );
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::RolledBack);
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Blue)));
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Blue))
+    );
     let events = sb.store.events_of(&d.id);
-    let started = events.iter().find(|e| e.kind == EventKind::RollbackStarted).unwrap();
-    assert_eq!(started.actor, Actor::Alarm { name: "web-5xx".into() });
+    let started = events
+        .iter()
+        .find(|e| e.kind == EventKind::RollbackStarted)
+        .unwrap();
+    assert_eq!(
+        started.actor,
+        Actor::Alarm {
+            name: "web-5xx".into()
+        }
+    );
     assert!(started.reason.contains("[12.0]"), "{}", started.reason);
     assert_eq!(started.weights_after, Some(Weights::all_on(Slot::Blue)));
-    assert!(sb.notifier.sent().iter().any(|n| n.kind == NotificationKind::Alert && n.text.contains("web-5xx")));
+    assert!(
+        sb.notifier
+            .sent()
+            .iter()
+            .any(|n| n.kind == NotificationKind::Alert && n.text.contains("web-5xx"))
+    );
 }
 
 #[test]
@@ -121,10 +172,13 @@ fn the_alarm_fast_path_is_one_action_and_needs_no_observation() {
     let d = sb.deploy("web", "v43", "octocat").unwrap();
     sb.pass(&d.id);
     let current = sb.deployment(&d.id);
-    let decision = ripcord_core::engine::alarm_fired(&current, "web-5xx", "value 9.0", sb.clock.now());
+    let decision =
+        ripcord_core::engine::alarm_fired(&current, "web-5xx", "value 9.0", sb.clock.now());
     assert_eq!(
         decision.actions,
-        vec![ripcord_core::engine::Action::SetWeights { weights: Weights::all_on(Slot::Blue) }]
+        vec![ripcord_core::engine::Action::SetWeights {
+            weights: Weights::all_on(Slot::Blue)
+        }]
     );
     let unrelated = ripcord_core::engine::alarm_fired(&current, "other-alarm", "x", sb.clock.now());
     assert!(unrelated.is_noop());
@@ -133,8 +187,15 @@ fn the_alarm_fast_path_is_one_action_and_needs_no_observation() {
     let reports = block_on(sb.driver().on_alarm("web-5xx", "value 9.0")).unwrap();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].state, State::RolledBack);
-    assert_eq!(sb.world.router.set_calls(), reads_before + 1, "exactly one weight change");
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Blue)));
+    assert_eq!(
+        sb.world.router.set_calls(),
+        reads_before + 1,
+        "exactly one weight change"
+    );
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Blue))
+    );
 }
 
 #[test]
@@ -145,15 +206,30 @@ fn an_alarm_already_firing_at_the_start_is_baseline_until_it_clears() {
     sb.pass(&d.id);
     let now = sb.deployment(&d.id);
     assert!(now.baseline.as_ref().unwrap().contains_key("web-5xx"));
-    assert!(matches!(now.state, State::Progressing { .. }), "{:?}", now.state);
-    assert_eq!(sb.world.router.current(&web()).unwrap().of(Slot::Green), w(10));
+    assert!(
+        matches!(now.state, State::Progressing { .. }),
+        "{:?}",
+        now.state
+    );
+    assert_eq!(
+        sb.world.router.current(&web()).unwrap().of(Slot::Green),
+        w(10)
+    );
     // The fast path ignores a baseline alarm too.
-    assert!(block_on(sb.driver().on_alarm("web-5xx", "still bad")).unwrap()[0].state != State::RolledBack);
+    assert!(
+        block_on(sb.driver().on_alarm("web-5xx", "still bad")).unwrap()[0].state
+            != State::RolledBack
+    );
     // It clears, then fires again: now it counts.
     sb.world.alarms.clear("web-5xx");
     sb.clock.advance(Duration::from_secs(10));
     sb.pass(&d.id);
-    assert!(sb.store.events_of(&d.id).iter().any(|e| matches!(e.kind, EventKind::BaselineCleared { .. })));
+    assert!(
+        sb.store
+            .events_of(&d.id)
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::BaselineCleared { .. }))
+    );
     sb.world.alarms.fire("web-5xx", "bad again");
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::RolledBack);
@@ -169,7 +245,10 @@ fn block_on_baseline_fails_before_any_traffic_moves() {
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::Failed);
     let events = sb.store.events_of(&d.id);
-    assert!(events.iter().all(|e| e.weights_after.is_none_or(|w| w.of(Slot::Green) == Weight::ZERO)));
+    assert!(events.iter().all(|e| {
+        e.weights_after
+            .is_none_or(|w| w.of(Slot::Green) == Weight::ZERO)
+    }));
 }
 
 #[test]
@@ -181,8 +260,16 @@ fn drift_is_recorded_and_re_applied() {
     sb.world.router.force(&web(), half);
     sb.clock.advance(Duration::from_secs(5));
     sb.pass(&d.id);
-    assert_eq!(sb.world.router.current(&web()).unwrap().of(Slot::Green), w(10));
-    let drift = sb.store.events_of(&d.id).into_iter().find(|e| e.kind == EventKind::Drift).unwrap();
+    assert_eq!(
+        sb.world.router.current(&web()).unwrap().of(Slot::Green),
+        w(10)
+    );
+    let drift = sb
+        .store
+        .events_of(&d.id)
+        .into_iter()
+        .find(|e| e.kind == EventKind::Drift)
+        .unwrap();
     assert_eq!(drift.weights_before, Some(half));
     assert!(drift.reason.contains("re-applying"));
 }
@@ -197,7 +284,10 @@ fn a_failing_rollback_is_retried_loudly_until_traffic_is_back() {
     let first = sb.pass(&d.id);
     assert!(matches!(first.state, State::RollingBack { .. }));
     assert!(!first.errors.is_empty());
-    assert!(first.wake_at.is_some(), "a failed rollback asks to be retried soon");
+    assert!(
+        first.wake_at.is_some(),
+        "a failed rollback asks to be retried soon"
+    );
     let mut passes = 1;
     while !sb.deployment(&d.id).state.is_terminal() {
         sb.clock.advance(Duration::from_secs(2));
@@ -206,26 +296,58 @@ fn a_failing_rollback_is_retried_loudly_until_traffic_is_back() {
         assert!(passes < 10, "the rollback never completed");
     }
     assert_eq!(sb.deployment(&d.id).state, State::RolledBack);
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Blue)));
-    let retries = sb.store.events_of(&d.id).iter().filter(|e| matches!(e.kind, EventKind::RollbackRetrying { .. })).count();
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Blue))
+    );
+    let retries = sb
+        .store
+        .events_of(&d.id)
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::RollbackRetrying { .. }))
+        .count();
     assert!(retries >= 2, "retries recorded: {retries}");
-    let alerts = sb.notifier.sent().iter().filter(|n| n.kind == NotificationKind::Alert).count();
+    let alerts = sb
+        .notifier
+        .sent()
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Alert)
+        .count();
     assert!(alerts >= 3, "every retry alerts: {alerts}");
 }
 
 #[test]
 fn unhealthy_targets_hold_traffic_then_fail_at_the_timeout() {
     let sb = Sandbox::single(test_service("web", canary_steps()), T0);
-    sb.world.health.set(&web(), Slot::Green, HealthReport { healthy: 1, total: 2, unhealthy: vec!["i-0abc (unhealthy)".into()] });
+    sb.world.health.set(
+        &web(),
+        Slot::Green,
+        HealthReport {
+            healthy: 1,
+            total: 2,
+            unhealthy: vec!["i-0abc (unhealthy)".into()],
+        },
+    );
     let d = sb.deploy("web", "v43", "octocat").unwrap();
     sb.pass(&d.id);
-    assert!(matches!(sb.deployment(&d.id).state, State::Verifying { .. }));
+    assert!(matches!(
+        sb.deployment(&d.id).state,
+        State::Verifying { .. }
+    ));
     sb.clock.advance(Duration::from_secs(301));
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::Failed);
-    let failed = sb.store.events_of(&d.id).into_iter().find(|e| matches!(e.kind, EventKind::GateFailed { .. })).unwrap();
+    let failed = sb
+        .store
+        .events_of(&d.id)
+        .into_iter()
+        .find(|e| matches!(e.kind, EventKind::GateFailed { .. }))
+        .unwrap();
     assert!(failed.reason.contains("i-0abc"), "{}", failed.reason);
-    assert_eq!(sb.world.router.current(&web()).map(|w| w.of(Slot::Green)), Some(Weight::ZERO));
+    assert_eq!(
+        sb.world.router.current(&web()).map(|w| w.of(Slot::Green)),
+        Some(Weight::ZERO)
+    );
 }
 
 #[test]
@@ -235,7 +357,12 @@ fn a_failing_smoke_check_fails_the_deployment_before_traffic() {
     let d = sb.deploy("web", "v43", "octocat").unwrap();
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::Failed);
-    assert!(sb.store.events_of(&d.id).iter().any(|e| e.reason.contains("GET / -> 503")));
+    assert!(
+        sb.store
+            .events_of(&d.id)
+            .iter()
+            .any(|e| e.reason.contains("GET / -> 503"))
+    );
 }
 
 #[test]
@@ -246,12 +373,23 @@ fn the_idle_slot_already_taking_traffic_stops_the_deployment_untouched() {
     let d = sb.deploy("web", "v43", "octocat").unwrap();
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::Failed);
-    assert_eq!(sb.world.router.current(&web()), Some(odd), "traffic was not touched");
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(odd),
+        "traffic was not touched"
+    );
     assert_eq!(sb.world.router.set_calls(), 0);
 }
 
 fn approval_sandbox(quorum: u32) -> (Sandbox, ripcord_core::domain::DeploymentId) {
-    let mut spec = test_service("web", vec![Step::SetWeight(w(10)), Step::Approval, Step::SetWeight(w(100))]);
+    let mut spec = test_service(
+        "web",
+        vec![
+            Step::SetWeight(w(10)),
+            Step::Approval,
+            Step::SetWeight(w(100)),
+        ],
+    );
     spec.approval.quorum = quorum;
     let mut sb = Sandbox::single(spec, T0);
     sb.config.authors.insert("octocat".into(), "id-octo".into());
@@ -259,7 +397,11 @@ fn approval_sandbox(quorum: u32) -> (Sandbox, ripcord_core::domain::DeploymentId
     sb.pass(&d.id);
     assert!(matches!(
         sb.deployment(&d.id).state,
-        State::Paused { step: 1, reason: PauseReason::AwaitingApproval, .. }
+        State::Paused {
+            step: 1,
+            reason: PauseReason::AwaitingApproval,
+            ..
+        }
     ));
     (sb, d.id)
 }
@@ -272,62 +414,132 @@ fn last_reason(sb: &Sandbox, id: &ripcord_core::domain::DeploymentId) -> String 
 fn approvals_follow_the_policy() {
     let (sb, id) = approval_sandbox(2);
     // A role that may not approve.
-    sb.command(&id, chat("mallory", &["viewers"]), CommandKind::Approve { step: 1 });
+    sb.command(
+        &id,
+        chat("mallory", &["viewers"]),
+        CommandKind::Approve { step: 1 },
+    );
     sb.pass(&id);
     assert!(last_reason(&sb, &id).contains("does not hold a role"));
     // The author, recognised by the [authors] map.
-    sb.command(&id, Actor::Chat { user_id: "id-octo".into(), name: "Octo Cat".into(), roles: vec!["deployers".into()] }, CommandKind::Approve { step: 1 });
+    sb.command(
+        &id,
+        Actor::Chat {
+            user_id: "id-octo".into(),
+            name: "Octo Cat".into(),
+            roles: vec!["deployers".into()],
+        },
+        CommandKind::Approve { step: 1 },
+    );
     sb.pass(&id);
     assert!(last_reason(&sb, &id).contains("author"));
     // A stale button from another step.
-    sb.command(&id, chat("alice", &["deployers"]), CommandKind::Approve { step: 0 });
+    sb.command(
+        &id,
+        chat("alice", &["deployers"]),
+        CommandKind::Approve { step: 0 },
+    );
     sb.pass(&id);
     assert!(last_reason(&sb, &id).contains("step 1"));
     // One approval, then a double click: still one of two.
-    sb.command(&id, chat("alice", &["deployers"]), CommandKind::Approve { step: 1 });
-    sb.command(&id, chat("alice", &["deployers"]), CommandKind::Approve { step: 1 });
+    sb.command(
+        &id,
+        chat("alice", &["deployers"]),
+        CommandKind::Approve { step: 1 },
+    );
+    sb.command(
+        &id,
+        chat("alice", &["deployers"]),
+        CommandKind::Approve { step: 1 },
+    );
     sb.pass(&id);
     let d = sb.deployment(&id);
     assert_eq!(d.approvals.len(), 1);
     assert!(matches!(d.state, State::Paused { .. }));
     assert!(last_reason(&sb, &id).contains("counts once"));
     // A second distinct approver reaches the quorum and the plan goes on.
-    sb.command(&id, chat("bob", &["deployers"]), CommandKind::Approve { step: 1 });
+    sb.command(
+        &id,
+        chat("bob", &["deployers"]),
+        CommandKind::Approve { step: 1 },
+    );
     sb.pass(&id);
     let d = sb.deployment(&id);
     assert!(!matches!(d.state, State::Paused { .. }), "{:?}", d.state);
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Green)));
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Green))
+    );
     // Every click is in the history, refused or not.
-    let clicks = sb.store.events_of(&id).iter().filter(|e| matches!(e.actor, Actor::Chat { .. })).count();
+    let clicks = sb
+        .store
+        .events_of(&id)
+        .iter()
+        .filter(|e| matches!(e.actor, Actor::Chat { .. }))
+        .count();
     assert_eq!(clicks, 6);
 }
 
 #[test]
 fn a_rejection_aborts_and_restores_traffic() {
     let (sb, id) = approval_sandbox(1);
-    sb.command(&id, chat("bob", &["deployers"]), CommandKind::Reject { step: 1 });
+    sb.command(
+        &id,
+        chat("bob", &["deployers"]),
+        CommandKind::Reject { step: 1 },
+    );
     let report = sb.pass(&id);
     assert_eq!(report.state, State::Aborted);
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Blue)));
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Blue))
+    );
 }
 
 #[test]
 fn an_approval_timeout_takes_its_configured_action() {
-    for (action, expected_green) in [(TimeoutAction::Rollback, 0u8), (TimeoutAction::Promote, 100)] {
-        let mut spec = test_service("web", vec![Step::SetWeight(w(10)), Step::Approval, Step::SetWeight(w(100))]);
+    for (action, expected_green) in [
+        (TimeoutAction::Rollback, 0u8),
+        (TimeoutAction::Promote, 100),
+    ] {
+        let mut spec = test_service(
+            "web",
+            vec![
+                Step::SetWeight(w(10)),
+                Step::Approval,
+                Step::SetWeight(w(100)),
+            ],
+        );
         spec.approval.timeout = Some(Duration::from_secs(600));
         spec.approval.on_timeout = action;
         let sb = Sandbox::single(spec, T0);
         let d = sb.deploy("web", "v43", "octocat").unwrap();
         let report = sb.pass(&d.id);
-        assert_eq!(report.wake_at, Some(sb.clock.now().plus(Duration::from_secs(600))));
+        assert_eq!(
+            report.wake_at,
+            Some(sb.clock.now().plus(Duration::from_secs(600)))
+        );
         sb.clock.advance(Duration::from_secs(599));
         sb.pass(&d.id);
         assert!(matches!(sb.deployment(&d.id).state, State::Paused { .. }));
         sb.clock.advance(Duration::from_secs(1));
         sb.pass(&d.id);
-        assert!(sb.store.events_of(&d.id).iter().any(|e| e.kind == EventKind::ApprovalTimedOut));
-        assert_eq!(sb.world.router.current(&web()).unwrap().of(Slot::Green).get(), expected_green, "{action:?}");
+        assert!(
+            sb.store
+                .events_of(&d.id)
+                .iter()
+                .any(|e| e.kind == EventKind::ApprovalTimedOut)
+        );
+        assert_eq!(
+            sb.world
+                .router
+                .current(&web())
+                .unwrap()
+                .of(Slot::Green)
+                .get(),
+            expected_green,
+            "{action:?}"
+        );
     }
 }
 
@@ -340,33 +552,55 @@ fn pause_resume_and_promote() {
     sb.clock.advance(Duration::from_secs(40));
     sb.command(&d.id, ops.clone(), CommandKind::Pause);
     sb.pass(&d.id);
-    assert!(matches!(sb.deployment(&d.id).state, State::Paused { reason: PauseReason::Manual, elapsed_ms: 40_000, .. }));
+    assert!(matches!(
+        sb.deployment(&d.id).state,
+        State::Paused {
+            reason: PauseReason::Manual,
+            elapsed_ms: 40_000,
+            ..
+        }
+    ));
     // Paused for an hour: the step does not move on.
     sb.clock.advance(Duration::from_secs(3600));
     sb.pass(&d.id);
-    assert_eq!(sb.world.router.current(&web()).unwrap().of(Slot::Green), w(10));
+    assert_eq!(
+        sb.world.router.current(&web()).unwrap().of(Slot::Green),
+        w(10)
+    );
     sb.command(&d.id, ops.clone(), CommandKind::Resume);
     let report = sb.pass(&d.id);
     // Twenty seconds of the one-minute pause are left.
-    assert_eq!(report.wake_at, Some(sb.clock.now().plus(Duration::from_secs(20))));
+    assert_eq!(
+        report.wake_at,
+        Some(sb.clock.now().plus(Duration::from_secs(20)))
+    );
     sb.command(&d.id, ops.clone(), CommandKind::Promote);
     sb.pass(&d.id);
     let now = sb.deployment(&d.id);
     assert!(matches!(now.state, State::Baking { .. }), "{:?}", now.state);
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Green)));
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Green))
+    );
     sb.command(&d.id, ops, CommandKind::Promote);
     assert_eq!(sb.pass(&d.id).state, State::Succeeded);
 }
 
 #[test]
 fn a_manual_rollback_and_an_abort_end_differently() {
-    for (kind, end) in [(CommandKind::Rollback, State::RolledBack), (CommandKind::Abort, State::Aborted)] {
+    for (kind, end) in [
+        (CommandKind::Rollback, State::RolledBack),
+        (CommandKind::Abort, State::Aborted),
+    ] {
         let sb = Sandbox::single(test_service("web", canary_steps()), T0);
         let d = sb.deploy("web", "v43", "octocat").unwrap();
         sb.pass(&d.id);
         sb.command(&d.id, chat("alice", &[]), kind.clone());
         assert_eq!(sb.pass(&d.id).state, end);
-        assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Blue)));
+        assert_eq!(
+            sb.world.router.current(&web()),
+            Some(Weights::all_on(Slot::Blue))
+        );
         // Later commands are refused and recorded; nothing changes.
         sb.command(&d.id, chat("alice", &[]), CommandKind::Promote);
         assert_eq!(sb.pass(&d.id).state, end);
@@ -389,12 +623,21 @@ fn a_metric_breach_rolls_back() {
     }]);
     let report = sb.pass(&d.id);
     assert_eq!(report.state, State::RolledBack);
-    assert!(sb.store.events_of(&d.id).iter().any(|e| e.reason.contains("error_rate")));
+    assert!(
+        sb.store
+            .events_of(&d.id)
+            .iter()
+            .any(|e| e.reason.contains("error_rate"))
+    );
 }
 
 #[test]
 fn an_inconclusive_analysis_waits_for_a_person() {
-    let steps = vec![Step::SetWeight(w(10)), Step::Analysis(Duration::from_secs(60)), Step::SetWeight(w(100))];
+    let steps = vec![
+        Step::SetWeight(w(10)),
+        Step::Analysis(Duration::from_secs(60)),
+        Step::SetWeight(w(100)),
+    ];
     let sb = Sandbox::single(test_service("web", steps), T0);
     let d = sb.deploy("web", "v43", "octocat").unwrap();
     sb.pass(&d.id);
@@ -409,20 +652,34 @@ fn an_inconclusive_analysis_waits_for_a_person() {
         latency_p99_ms: None,
     }]);
     sb.pass(&d.id);
-    assert!(matches!(sb.deployment(&d.id).state, State::Paused { reason: PauseReason::Inconclusive, .. }));
+    assert!(matches!(
+        sb.deployment(&d.id).state,
+        State::Paused {
+            reason: PauseReason::Inconclusive,
+            ..
+        }
+    ));
     sb.command(&d.id, chat("alice", &[]), CommandKind::Resume);
     sb.pass(&d.id);
-    assert_eq!(sb.world.router.current(&web()), Some(Weights::all_on(Slot::Green)));
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Green))
+    );
 }
 
 #[test]
 fn starting_refuses_what_it_cannot_do_and_writes_nothing() {
     let sb = Sandbox::single(test_service("web", canary_steps()), T0);
-    assert!(matches!(sb.deploy("api", "v1", "x"), Err(StartError::UnknownService(_))));
+    assert!(matches!(
+        sb.deploy("api", "v1", "x"),
+        Err(StartError::UnknownService(_))
+    ));
     let first = sb.deploy("web", "v1", "x").unwrap();
     let commits = sb.store.commit_count();
     match sb.deploy("web", "v2", "x") {
-        Err(StartError::Store(StoreError::AlreadyActive { active, .. })) => assert_eq!(active, first.id),
+        Err(StartError::Store(StoreError::AlreadyActive { active, .. })) => {
+            assert_eq!(active, first.id)
+        }
         other => panic!("expected AlreadyActive, got {other:?}"),
     }
     assert_eq!(sb.store.commit_count(), commits);
@@ -451,9 +708,30 @@ fn a_redelivered_webhook_finds_the_first_deployment() {
         author: "x".into(),
         slot: Some(Slot::Green),
     };
-    let key = Some(("delivery-1".to_string(), T0.plus(Duration::from_secs(86_400))));
+    let key = Some((
+        "delivery-1".to_string(),
+        T0.plus(Duration::from_secs(86_400)),
+    ));
     let first_id = ripcord_core::domain::DeploymentId::new("d-a").unwrap();
-    block_on(sb.driver().start(&sb.config, 1, request.clone(), first_id.clone(), key.clone())).unwrap();
-    let again = block_on(sb.driver().start(&sb.config, 1, request, ripcord_core::domain::DeploymentId::new("d-b").unwrap(), key));
-    assert_eq!(again.unwrap_err(), StartError::Store(StoreError::Duplicate { existing: first_id.to_string() }));
+    block_on(sb.driver().start(
+        &sb.config,
+        1,
+        request.clone(),
+        first_id.clone(),
+        key.clone(),
+    ))
+    .unwrap();
+    let again = block_on(sb.driver().start(
+        &sb.config,
+        1,
+        request,
+        ripcord_core::domain::DeploymentId::new("d-b").unwrap(),
+        key,
+    ));
+    assert_eq!(
+        again.unwrap_err(),
+        StartError::Store(StoreError::Duplicate {
+            existing: first_id.to_string()
+        })
+    );
 }

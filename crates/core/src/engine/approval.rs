@@ -67,7 +67,8 @@ pub fn check_approver(
     }
     if let Actor::Chat { user_id, roles, .. } = actor {
         let restricted = !policy.roles.is_empty() || !policy.users.is_empty();
-        let allowed = policy.users.contains(user_id) || roles.iter().any(|r| policy.roles.contains(r));
+        let allowed =
+            policy.users.contains(user_id) || roles.iter().any(|r| policy.roles.contains(r));
         if restricted && !allowed {
             return refuse(format!(
                 "{} does not hold a role allowed to approve {} deployments",

@@ -20,7 +20,11 @@ pub(crate) fn apply(w: &mut Working<'_>) {
     for command in pending {
         w.d.commands_applied = command.seq;
         if w.d.state.is_terminal() {
-            refuse(w, &command, format!("the deployment has already {}", w.d.state.name()));
+            refuse(
+                w,
+                &command,
+                format!("the deployment has already {}", w.d.state.name()),
+            );
             continue;
         }
         apply_one(w, &command);
@@ -69,7 +73,10 @@ fn apply_one(w: &mut Working<'_>, command: &Command) {
                 return refuse(
                     w,
                     command,
-                    format!("the deployment is not waiting for approval at step {}", step + 1),
+                    format!(
+                        "the deployment is not waiting for approval at step {}",
+                        step + 1
+                    ),
                 );
             }
             let reason = format!("rejected by {who}{}", reason_suffix(command));
@@ -89,7 +96,9 @@ fn apply_one(w: &mut Working<'_>, command: &Command) {
                 applied(
                     w,
                     command,
-                    format!("promoted by {who}: remaining steps skipped, going to 100% then baking"),
+                    format!(
+                        "promoted by {who}: remaining steps skipped, going to 100% then baking"
+                    ),
                 );
                 w.notify(NotificationKind::Progress, format!("Promoted by {who}"));
             }
@@ -138,7 +147,11 @@ fn apply_one(w: &mut Working<'_>, command: &Command) {
                 command,
                 "the deployment waits for approval: approve or reject it".to_string(),
             ),
-            state => refuse(w, command, format!("cannot resume while {state}: it is not paused")),
+            state => refuse(
+                w,
+                command,
+                format!("cannot resume while {state}: it is not paused"),
+            ),
         },
         CommandKind::Abort | CommandKind::Rollback if rolling_back => {
             refuse(w, command, "a rollback is already under way".to_string())

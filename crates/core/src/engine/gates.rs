@@ -124,13 +124,25 @@ pub(crate) fn verify_health(w: &mut Working<'_>) {
     let (ok, text) = health_verdict(&w.d, report);
     if ok {
         if w.d.spec.smoke.is_empty() {
-            w.record(Actor::Schedule, EventKind::GatePassed { gate: "health".into() }, text);
+            w.record(
+                Actor::Schedule,
+                EventKind::GatePassed {
+                    gate: "health".into(),
+                },
+                text,
+            );
             progress::start_step(w, 0);
         } else {
             w.enter(State::Verifying {
                 gate: crate::deployment::VerifyGate::Smoke,
             });
-            w.record(Actor::Schedule, EventKind::GatePassed { gate: "health".into() }, text);
+            w.record(
+                Actor::Schedule,
+                EventKind::GatePassed {
+                    gate: "health".into(),
+                },
+                text,
+            );
         }
         return;
     }
@@ -140,7 +152,13 @@ pub(crate) fn verify_health(w: &mut Working<'_>) {
             "health gate failed after {}: {text}",
             crate::time::format_duration(timeout)
         );
-        w.record(Actor::Schedule, EventKind::GateFailed { gate: "health".into() }, reason.clone());
+        w.record(
+            Actor::Schedule,
+            EventKind::GateFailed {
+                gate: "health".into(),
+            },
+            reason.clone(),
+        );
         rollback::start(w, Actor::Schedule, reason, RollbackEnd::Failed);
     } else {
         w.wake(w.now.plus(GATE_POLL).min(w.d.step_started_at.plus(timeout)));
@@ -157,14 +175,27 @@ pub(crate) fn smoke_gate(w: &mut Working<'_>, end: RollbackEnd) -> Option<bool> 
     let details = report
         .results
         .iter()
-        .map(|r| format!("{} {} ({})", r.name, if r.passed { "passed" } else { "FAILED" }, r.detail))
+        .map(|r| {
+            format!(
+                "{} {} ({})",
+                r.name,
+                if r.passed { "passed" } else { "FAILED" },
+                r.detail
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     if report.passed() {
         return Some(true);
     }
     let reason = format!("smoke checks failed on {}: {details}", w.d.canary());
-    w.record(Actor::Schedule, EventKind::GateFailed { gate: "smoke".into() }, reason.clone());
+    w.record(
+        Actor::Schedule,
+        EventKind::GateFailed {
+            gate: "smoke".into(),
+        },
+        reason.clone(),
+    );
     rollback::start(w, Actor::Schedule, reason, end);
     Some(false)
 }
@@ -213,7 +244,13 @@ pub(crate) fn analyse(w: &mut Working<'_>, duration: Duration) {
     }
     if !failed.is_empty() {
         let reason = format!("analysis failed: {}", failed.join("; "));
-        w.record(Actor::Schedule, EventKind::GateFailed { gate: "analysis".into() }, reason.clone());
+        w.record(
+            Actor::Schedule,
+            EventKind::GateFailed {
+                gate: "analysis".into(),
+            },
+            reason.clone(),
+        );
         rollback::start(w, Actor::Schedule, reason, RollbackEnd::RolledBack);
     } else if !inconclusive.is_empty() {
         let step = w.d.state.step().unwrap_or_default();
@@ -236,7 +273,13 @@ pub(crate) fn analyse(w: &mut Working<'_>, duration: Duration) {
         w.notify(NotificationKind::Alert, reason);
     } else {
         let reason = format!("analysis passed: {}", passed.join("; "));
-        w.record(Actor::Schedule, EventKind::GatePassed { gate: "analysis".into() }, reason);
+        w.record(
+            Actor::Schedule,
+            EventKind::GatePassed {
+                gate: "analysis".into(),
+            },
+            reason,
+        );
         progress::next_step(w);
     }
 }

@@ -160,7 +160,8 @@ impl<'a> Working<'a> {
             self.d.desired_at = self.now;
         }
         self.d.desired = weights;
-        self.actions.retain(|a| !matches!(a, Action::SetWeights { .. }));
+        self.actions
+            .retain(|a| !matches!(a, Action::SetWeights { .. }));
         self.actions.push(Action::SetWeights { weights });
     }
 
@@ -270,7 +271,9 @@ pub fn needs(deployment: &Deployment, now: Timestamp) -> Needs {
                 if matches!(deployment.state, State::Progressing { .. })
                     && deployment.step_elapsed(now) >= *duration =>
             {
-                needs.metrics.extend(gates::analysis_windows(deployment, *duration));
+                needs
+                    .metrics
+                    .extend(gates::analysis_windows(deployment, *duration));
             }
             _ => {}
         }

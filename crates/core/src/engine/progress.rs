@@ -25,7 +25,8 @@ pub(crate) fn check_drift(w: &mut Working<'_>) {
     };
     if actual != w.d.desired && w.settled() {
         let desired = w.d.desired;
-        w.actions.push(super::Action::SetWeights { weights: desired });
+        w.actions
+            .push(super::Action::SetWeights { weights: desired });
         w.record(
             Actor::Schedule,
             EventKind::Drift,
@@ -56,7 +57,11 @@ pub(crate) fn advance(w: &mut Working<'_>) {
                     EventKind::GatePassed {
                         gate: "smoke".into(),
                     },
-                    format!("{} smoke checks passed on {}", w.d.spec.smoke.len(), w.d.canary()),
+                    format!(
+                        "{} smoke checks passed on {}",
+                        w.d.spec.smoke.len(),
+                        w.d.canary()
+                    ),
                 );
                 start_step(w, 0);
             }
@@ -127,7 +132,13 @@ fn leave_pending(w: &mut Working<'_>) {
             names.iter().cloned().collect::<Vec<_>>().join(", ")
         )
     };
-    w.record(Actor::Schedule, EventKind::BaselineTaken { firing: names.clone() }, text);
+    w.record(
+        Actor::Schedule,
+        EventKind::BaselineTaken {
+            firing: names.clone(),
+        },
+        text,
+    );
     if w.d.spec.alarms.block_on_baseline && !names.is_empty() {
         let reason = format!(
             "alarms already firing at the start block this service's deployments: {}",
@@ -144,7 +155,10 @@ fn leave_pending(w: &mut Working<'_>) {
     }
     w.notify(
         NotificationKind::Progress,
-        format!("Deploying {} to {}: checking health", w.d.release.version, canary),
+        format!(
+            "Deploying {} to {}: checking health",
+            w.d.release.version, canary
+        ),
     );
 }
 
@@ -156,7 +170,11 @@ pub(crate) fn start_step(w: &mut Working<'_>, index: usize) {
         Some(step) => format!("step {}: {}", index + 1, describe(step)),
         None => "all steps done: completing to 100%".to_string(),
     };
-    w.record(Actor::Schedule, EventKind::StepStarted { step: index }, text.clone());
+    w.record(
+        Actor::Schedule,
+        EventKind::StepStarted { step: index },
+        text.clone(),
+    );
     w.notify(NotificationKind::Progress, text);
 }
 
@@ -208,7 +226,10 @@ fn run_step(w: &mut Working<'_>, index: usize) {
             w.record(
                 Actor::Schedule,
                 EventKind::BakeStarted,
-                format!("100% on {canary} verified; baking for {} with every gate armed", format_duration(bake)),
+                format!(
+                    "100% on {canary} verified; baking for {} with every gate armed",
+                    format_duration(bake)
+                ),
             );
             w.notify(NotificationKind::Progress, format!("Baking until {until}"));
             w.wake(until);
@@ -242,8 +263,17 @@ fn run_step(w: &mut Working<'_>, index: usize) {
                 reason: PauseReason::AwaitingResume,
                 elapsed_ms: 0,
             });
-            let text = format!("step {}: paused until someone resumes or promotes", index + 1);
-            w.record(Actor::Schedule, EventKind::GateWaiting { gate: "resume".into() }, text.clone());
+            let text = format!(
+                "step {}: paused until someone resumes or promotes",
+                index + 1
+            );
+            w.record(
+                Actor::Schedule,
+                EventKind::GateWaiting {
+                    gate: "resume".into(),
+                },
+                text.clone(),
+            );
             w.notify(NotificationKind::Progress, text);
         }
         Step::Approval => {
@@ -270,7 +300,13 @@ fn run_step(w: &mut Working<'_>, index: usize) {
                 ));
                 w.wake(w.now.plus(timeout));
             }
-            w.record(Actor::Schedule, EventKind::GateWaiting { gate: "approval".into() }, text.clone());
+            w.record(
+                Actor::Schedule,
+                EventKind::GateWaiting {
+                    gate: "approval".into(),
+                },
+                text.clone(),
+            );
             w.notify(NotificationKind::Progress, text);
         }
         Step::Analysis(duration) => {
@@ -312,9 +348,12 @@ fn approval_timeout(w: &mut Working<'_>, step: usize) {
     );
     w.record(Actor::Schedule, EventKind::ApprovalTimedOut, text.clone());
     match policy.on_timeout {
-        TimeoutAction::Rollback => {
-            rollback::start(w, Actor::Schedule, format!("{text}; rolling back"), RollbackEnd::Aborted)
-        }
+        TimeoutAction::Rollback => rollback::start(
+            w,
+            Actor::Schedule,
+            format!("{text}; rolling back"),
+            RollbackEnd::Aborted,
+        ),
         TimeoutAction::Promote => next_step(w),
     }
 }

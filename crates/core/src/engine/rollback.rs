@@ -54,18 +54,16 @@ pub(crate) fn continue_rollback(w: &mut Working<'_>) {
             RollbackEnd::Failed => State::Failed,
         };
         w.enter(terminal);
-        let reason = w
-            .d
-            .rollback
-            .as_ref()
-            .map(|r| r.reason.clone())
-            .unwrap_or_default();
-        let took = w
-            .d
-            .rollback
-            .as_ref()
-            .map(|r| w.now.since(r.started_at))
-            .unwrap_or_default();
+        let reason =
+            w.d.rollback
+                .as_ref()
+                .map(|r| r.reason.clone())
+                .unwrap_or_default();
+        let took =
+            w.d.rollback
+                .as_ref()
+                .map(|r| w.now.since(r.started_at))
+                .unwrap_or_default();
         let text = format!(
             "{} {} {}: traffic is back on {} (100%) after {}. Cause: {reason}",
             w.d.service,
@@ -102,7 +100,11 @@ pub(crate) fn continue_rollback(w: &mut Working<'_>) {
         "Rollback of {} {} not yet verified: {seen}; re-applying 100% {} (attempt {attempts})",
         w.d.service, w.d.release.version, w.d.stable
     );
-    w.record(Actor::Schedule, EventKind::RollbackRetrying { attempts }, text.clone());
+    w.record(
+        Actor::Schedule,
+        EventKind::RollbackRetrying { attempts },
+        text.clone(),
+    );
     w.notify(NotificationKind::Alert, text);
     w.wake(w.now.plus(RETRY_AFTER));
 }
