@@ -102,6 +102,7 @@ struct StoreInner {
 pub struct MemoryStore {
     inner: Mutex<StoreInner>,
     yield_points: bool,
+    fail_next_commits: AtomicU32,
 }
 
 impl MemoryStore {
@@ -115,7 +116,13 @@ impl MemoryStore {
         Self {
             inner: Mutex::default(),
             yield_points: true,
+            fail_next_commits: AtomicU32::new(0),
         }
+    }
+
+    /// Makes the next `n` commits fail as if the store could not be reached.
+    pub fn fail_next_commits(&self, n: u32) {
+        self.fail_next_commits.store(n, Ordering::SeqCst);
     }
 
     async fn pause_point(&self) {
@@ -253,6 +260,11 @@ impl Store for MemoryStore {
     fn commit(&self, commit: Commit) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.pause_point().await;
+            if take_failure(&self.fail_next_commits) {
+                return Err(StoreError::Unavailable(PortError::transient(
+                    "injected failure: the store is unreachable",
+                )));
+            }
             let mut inner = locked(&self.inner);
             let id = commit.deployment.id.clone();
             let current = inner.deployments.get(&id).map(|d| d.revision);

@@ -105,6 +105,11 @@ pub trait MetricSource: Send + Sync {
 }
 
 /// Runs a service's smoke checks against one slot.
+///
+/// The results must come from that slot and no other: for an ALB service with a
+/// preview listener, the adapter points the listener at the slot's target group before
+/// it sends a request, and fails (rather than reports) if it cannot. The engine then
+/// never mistakes the stable slot's answers for the new one's.
 pub trait SmokeRunner: Send + Sync {
     /// The results of every configured check.
     fn run<'a>(

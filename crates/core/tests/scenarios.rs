@@ -735,3 +735,33 @@ fn a_redelivered_webhook_finds_the_first_deployment() {
         })
     );
 }
+
+#[test]
+fn traffic_goes_back_even_when_the_rollback_cannot_be_recorded() {
+    let sb = Sandbox::single(test_service("web", canary_steps()), T0);
+    let d = sb.deploy("web", "v43", "octocat").unwrap();
+    sb.pass(&d.id);
+    assert_eq!(
+        sb.world.router.current(&web()).unwrap().of(Slot::Green),
+        w(10)
+    );
+    sb.store.fail_next_commits(1);
+    sb.world.alarms.fire("web-5xx", "value 12.0");
+    let failed = block_on(sb.driver().reconcile(&d.id));
+    assert!(failed.is_err(), "the pass reports the store failure");
+    assert_eq!(
+        sb.world.router.current(&web()),
+        Some(Weights::all_on(Slot::Blue)),
+        "traffic went back anyway"
+    );
+    assert!(
+        matches!(sb.deployment(&d.id).state, State::Progressing { .. }),
+        "nothing was recorded yet"
+    );
+    // The next pass records what happened and finishes the rollback.
+    sb.clock.advance(Duration::from_secs(2));
+    assert_eq!(sb.pass(&d.id).state, State::RolledBack);
+    let events = sb.store.events_of(&d.id);
+    assert!(events.iter().any(|e| e.kind == EventKind::RollbackStarted));
+    verify_history(&events, Some(&sb.deployment(&d.id))).unwrap();
+}
