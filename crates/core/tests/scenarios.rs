@@ -765,3 +765,23 @@ fn traffic_goes_back_even_when_the_rollback_cannot_be_recorded() {
     assert!(events.iter().any(|e| e.kind == EventKind::RollbackStarted));
     verify_history(&events, Some(&sb.deployment(&d.id))).unwrap();
 }
+
+#[test]
+fn promoting_past_an_approval_needs_an_approver() {
+    let (sb, id) = approval_sandbox(1);
+    sb.command(&id, chat("mallory", &["viewers"]), CommandKind::Promote);
+    sb.pass(&id);
+    assert!(
+        last_reason(&sb, &id).contains("would skip an approval step"),
+        "{}",
+        last_reason(&sb, &id)
+    );
+    assert!(matches!(sb.deployment(&id).state, State::Paused { .. }));
+    sb.command(&id, chat("alice", &["deployers"]), CommandKind::Promote);
+    sb.pass(&id);
+    assert!(
+        matches!(sb.deployment(&id).state, State::Baking { .. }),
+        "{:?}",
+        sb.deployment(&id).state
+    );
+}

@@ -54,9 +54,25 @@ pub fn check_approver(
             ));
         }
     }
-    let Some(id) = approver_id(actor) else {
+    check_person(deployment, actor)?;
+    let id = approver_id(actor).expect("check_person admits only people");
+    if deployment.approvals.iter().any(|a| a.user_id == id) {
+        return refuse(format!(
+            "{} has already approved this step; an approver counts once",
+            describe(actor)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `actor` is a person the approval policy lets approve this deployment:
+/// not its author (unless allowed), and, for chat users, holding an allowed role or
+/// named as an approver. Skipping an approval step by promoting needs the same.
+pub fn check_person(deployment: &Deployment, actor: &Actor) -> Result<(), ApprovalRefusal> {
+    let refuse = |why: String| Err(ApprovalRefusal(why));
+    if approver_id(actor).is_none() {
         return refuse("only people can approve a deployment".to_string());
-    };
+    }
     let policy = &deployment.spec.approval;
     if !policy.allow_author && is_author(deployment, actor) {
         return refuse(format!(
@@ -76,12 +92,6 @@ pub fn check_approver(
                 deployment.service
             ));
         }
-    }
-    if deployment.approvals.iter().any(|a| a.user_id == id) {
-        return refuse(format!(
-            "{} has already approved this step; an approver counts once",
-            describe(actor)
-        ));
     }
     Ok(())
 }

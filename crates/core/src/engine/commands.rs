@@ -3,8 +3,9 @@
 //! Every command lands in the history, applied or refused, with who sent it. A refusal
 //! changes nothing but the record of it.
 
-use super::approval::{approver_id, check_approver};
+use super::approval::{approver_id, check_approver, check_person};
 use super::{NotificationKind, Working, progress, rollback};
+use crate::config::Step;
 use crate::deployment::{Approval, Command, CommandKind, PauseReason, RollbackEnd, State};
 use crate::history::EventKind;
 
@@ -89,7 +90,23 @@ fn apply_one(w: &mut Working<'_>, command: &Command) {
                 w.d.state = State::Baking { until: w.now };
                 applied(w, command, format!("bake ended early by {who}"));
             }
-            State::Progressing { .. } | State::Paused { .. } => {
+            State::Progressing { step } | State::Paused { step, .. } => {
+                let skips_approval =
+                    w.d.spec
+                        .plan
+                        .steps
+                        .iter()
+                        .skip(step)
+                        .any(|s| *s == Step::Approval);
+                if skips_approval && let Err(refusal) = check_person(&w.d, &command.actor) {
+                    return refuse(
+                        w,
+                        command,
+                        format!(
+                            "promoting now would skip an approval step, which needs an approver: {refusal}"
+                        ),
+                    );
+                }
                 let last = w.d.spec.plan.steps.len();
                 w.enter(State::Progressing { step: last });
                 w.d.approvals.clear();
