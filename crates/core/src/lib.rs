@@ -20,3 +20,5 @@ pub mod time;
 
 #[cfg(feature = "testing")]
 pub mod memory;
+#[cfg(feature = "testing")]
+pub mod store_contract;
