@@ -11,6 +11,15 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+pub mod cloudwatch;
+pub mod elb;
+mod sdk_error;
+pub mod secrets;
+
+pub use cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
+pub use elb::AlbRouter;
+pub use secrets::{Secret, Secrets};
+
 /// How long one attempt of an AWS call may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
