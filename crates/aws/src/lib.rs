@@ -4,6 +4,11 @@
 //! the SDK's standard settings apply (credentials, region, and endpoints from
 //! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, which is how tests point
 //! everything at a local emulator), together with Ripcord's timeouts and retries.
+//!
+//! `errors` turns any SDK client's failure into the core's `PortError`, which every
+//! adapter shares.
+
+pub mod errors;
 
 use std::time::Duration;
 
