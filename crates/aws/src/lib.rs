@@ -5,10 +5,13 @@
 //! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, which is how tests point
 //! everything at a local emulator), together with Ripcord's timeouts and retries.
 //!
-//! `errors` turns any SDK client's failure into the core's `PortError`, which every
-//! adapter shares.
+//! `dynamo` holds the store; `errors` turns any SDK client's failure into the core's
+//! `PortError`, which every adapter shares.
 
+pub mod dynamo;
 pub mod errors;
+
+pub use dynamo::DynamoStore;
 
 use std::time::Duration;
 
