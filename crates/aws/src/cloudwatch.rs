@@ -17,7 +17,7 @@ use ripcord_core::observation::{AlarmReport, SlotMetrics};
 use ripcord_core::ports::{AlarmSource, BoxFuture, MetricSource, PortError};
 use ripcord_core::time::Timestamp;
 
-use crate::sdk_error::port_error;
+use crate::errors::port_error;
 
 /// DescribeAlarms takes at most this many alarm names per call.
 const ALARM_NAMES_PER_CALL: usize = 100;
@@ -65,7 +65,7 @@ impl AlarmSource for CloudWatchAlarms {
                                     batch.len(),
                                     batch[0]
                                 ),
-                                e,
+                                &e,
                             )
                         })?;
                     for alarm in out.metric_alarms() {
@@ -362,7 +362,7 @@ impl MetricSource for CloudWatchMetrics {
                     .send()
                     .await
                     .map_err(|e| {
-                        port_error(&format!("GetMetricData for target group {group}"), e)
+                        port_error(&format!("GetMetricData for target group {group}"), &e)
                     })?;
                 for result in out.metric_data_results() {
                     match result.status_code() {

@@ -18,7 +18,7 @@ use ripcord_core::domain::{Slot, Weights};
 use ripcord_core::observation::HealthReport;
 use ripcord_core::ports::{BoxFuture, PortError, TargetHealth, TrafficRouter};
 
-use crate::sdk_error::port_error;
+use crate::errors::port_error;
 
 /// Sets, reads and checks the weights of services behind an Application Load Balancer,
 /// and reports the target health of their target groups.
@@ -44,7 +44,7 @@ impl AlbRouter {
                     .listener_arns(arn.as_str())
                     .send()
                     .await
-                    .map_err(|e| port_error(&format!("DescribeListeners for {arn}"), e))?;
+                    .map_err(|e| port_error(&format!("DescribeListeners for {arn}"), &e))?;
                 let listener = out.listeners().first().ok_or_else(|| {
                     PortError::permanent(format!(
                         "listener {arn} was not found: check listener_arn in ripcord.toml"
@@ -59,7 +59,7 @@ impl AlbRouter {
                     .rule_arns(arn.as_str())
                     .send()
                     .await
-                    .map_err(|e| port_error(&format!("DescribeRules for {arn}"), e))?;
+                    .map_err(|e| port_error(&format!("DescribeRules for {arn}"), &e))?;
                 let rule = out.rules().first().ok_or_else(|| {
                     PortError::permanent(format!(
                         "listener rule {arn} was not found: check rule_arn in ripcord.toml"
@@ -329,7 +329,7 @@ impl TrafficRouter for AlbRouter {
                         .default_actions(action)
                         .send()
                         .await
-                        .map_err(|e| port_error(&format!("ModifyListener for {arn}"), e))?;
+                        .map_err(|e| port_error(&format!("ModifyListener for {arn}"), &e))?;
                 }
                 AwsSwitch::Rule(arn) => {
                     self.client
@@ -338,7 +338,7 @@ impl TrafficRouter for AlbRouter {
                         .actions(action)
                         .send()
                         .await
-                        .map_err(|e| port_error(&format!("ModifyRule for {arn}"), e))?;
+                        .map_err(|e| port_error(&format!("ModifyRule for {arn}"), &e))?;
                 }
             }
             tracing::info!(
@@ -380,7 +380,7 @@ impl TargetHealth for AlbRouter {
                 .target_group_arn(group.as_str())
                 .send()
                 .await
-                .map_err(|e| port_error(&format!("DescribeTargetHealth for {group}"), e))?;
+                .map_err(|e| port_error(&format!("DescribeTargetHealth for {group}"), &e))?;
             let descriptions = out.target_health_descriptions();
             let mut report = HealthReport {
                 total: u32::try_from(descriptions.len()).unwrap_or(u32::MAX),

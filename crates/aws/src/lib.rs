@@ -4,6 +4,14 @@
 //! the SDK's standard settings apply (credentials, region, and endpoints from
 //! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, which is how tests point
 //! everything at a local emulator), together with Ripcord's timeouts and retries.
+//!
+//! `dynamo` holds the store; `errors` turns any SDK client's failure into the core's
+//! `PortError`, which every adapter shares.
+
+pub mod dynamo;
+pub mod errors;
+
+pub use dynamo::DynamoStore;
 
 use std::time::Duration;
 
@@ -13,7 +21,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 pub mod cloudwatch;
 pub mod elb;
-mod sdk_error;
 pub mod secrets;
 
 pub use cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};

@@ -16,7 +16,7 @@ use aws_sdk_ssm::types::ParameterType;
 use ripcord_core::ports::PortError;
 use tokio::sync::OnceCell;
 
-use crate::sdk_error::port_error;
+use crate::errors::port_error;
 
 /// A secret value. It prints as `[redacted]`, compares in constant time, and gives its
 /// value only through [`Secret::expose`].
@@ -155,7 +155,7 @@ impl Secrets {
             .map_err(|e| {
                 port_error(
                     &format!("GetParameter for SSM parameter {parameter} (named by {param_var})"),
-                    e,
+                    &e,
                 )
             })?;
         let found = out.parameter();
