@@ -3,6 +3,7 @@
 //! `main` only parses arguments and hands each command to its module; every command
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
+mod flags;
 mod simulate;
 mod validate;
 
@@ -31,6 +32,11 @@ enum Command {
     },
     /// Run a deployment of a service's plan on a simulated clock and show what it would do.
     Simulate(simulate::Args),
+    /// Feature flags: evaluate a flag from a Ripcord flag file or an Unleash feature state.
+    Flags {
+        #[command(subcommand)]
+        command: flags::FlagsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { file, json } => validate::run(&file, json),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Flags { command } => flags::run(&command),
     };
     match result {
         Ok(code) => code,

@@ -250,6 +250,9 @@ impl fmt::Display for Weights {
 pub struct Percent(f64);
 
 impl Percent {
+    /// Nothing: 0%.
+    pub const ZERO: Percent = Percent(0.0);
+
     /// Checks and wraps a percentage.
     pub fn new(value: f64) -> Result<Self, InvalidValue> {
         if !value.is_finite() || !(0.0..=100.0).contains(&value) {

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod dora;
 pub mod driver;
 pub mod engine;
+pub mod flags;
 pub mod history;
 pub mod judge;
 pub mod observation;

@@ -61,6 +61,14 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// Gathers problems found in another file of the same kind (a flag file), sorted
+    /// by line and column; `None` when there are none, since an error is never empty.
+    pub(crate) fn from_problems(mut problems: Vec<ConfigProblem>) -> Option<Self> {
+        problems.sort_by_key(|problem| (problem.line, problem.column));
+        problems.dedup();
+        (!problems.is_empty()).then_some(Self { problems })
+    }
+
     /// The problems, sorted by line and column. There is at least one.
     pub fn problems(&self) -> &[ConfigProblem] {
         &self.problems
@@ -1730,7 +1738,7 @@ fn plural(number: usize, noun: &str) -> String {
 }
 
 /// The 1-based line and column (in characters) of a byte offset.
-fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     // Spans always fall on character boundaries; this only guards against a library
     // bug turning into a panic while an error is being reported.
@@ -1746,7 +1754,7 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Rewords serde's and the TOML parser's messages in the file's own terms (keys,
 /// tables and arrays rather than fields, maps and sequences), on one line.
-fn readable_toml_message(message: &str) -> String {
+pub(crate) fn readable_toml_message(message: &str) -> String {
     let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
     if let Some(rest) = message.strip_prefix("unknown field ") {
         return match rest.split_once(", expected ") {

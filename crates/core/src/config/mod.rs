@@ -4,7 +4,7 @@
 //! column); everything here is already valid, so the engine trusts it. `strategy` turns
 //! a service's strategy or preset into the plan of steps the engine runs.
 
-mod file;
+pub(crate) mod file;
 pub mod strategy;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,188 @@
+//! `ripcord flags`: feature flags from the command line. `ripcord flags eval` reads a
+//! Ripcord flag file or an Unleash feature state (the format is detected) and
+//! evaluates one flag for a context, as an Unleash SDK would.
+
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, anyhow};
+use ripcord_core::flags::{
+    Context, FlagFormat, FlagSet, FlagsError, SeededRandom, VariantResult, parse_flags,
+};
+use ripcord_core::time::Timestamp;
+use serde::Serialize;
+
+use crate::validate::render_problem;
+
+/// The `ripcord flags` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum FlagsCommand {
+    /// Evaluate one flag for a context: is it on, and which variant does the context get.
+    Eval(EvalArgs),
+}
+
+/// `ripcord flags eval` arguments.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// The flag's name.
+    flag: String,
+    /// A Ripcord flag file (TOML) or an Unleash feature state (JSON, as served by
+    /// GET /api/client/features); the format is detected.
+    #[arg(long = "from", value_name = "FILE")]
+    from: PathBuf,
+    /// The Unleash context as JSON, e.g. '{"userId": "42", "properties": {"plan": "pro"}}'.
+    /// currentTime defaults to now.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    context: String,
+    /// Seed for random rollouts and random stickiness, to repeat an evaluation exactly;
+    /// without it each run draws afresh.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print {"flag", "enabled", "variant"} as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `ripcord flags` subcommand.
+pub fn run(command: &FlagsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        FlagsCommand::Eval(args) => eval(args),
+    }
+}
+
+/// What `--json` prints, in this key order.
+#[derive(Serialize)]
+struct EvalOutput<'a> {
+    flag: &'a str,
+    enabled: bool,
+    variant: &'a VariantResult,
+}
+
+fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let flags = load(&args.from)?;
+    let mut context =
+        Context::parse_json(&args.context).map_err(|error| anyhow!("--context: {error}"))?;
+    if context.current_time.is_none() {
+        context.current_time = Some(now());
+    }
+    let mut random = SeededRandom::new(args.seed.unwrap_or_else(fresh_seed));
+    let Some(evaluation) = flags.evaluate(&args.flag, &context, &mut random) else {
+        return Err(unknown_flag(&args.flag, &args.from, &flags));
+    };
+    if args.json {
+        let output = EvalOutput {
+            flag: &args.flag,
+            enabled: evaluation.enabled,
+            variant: &evaluation.variant,
+        };
+        println!("{}", serde_json::to_string(&output)?);
+    } else {
+        println!(
+            "{}",
+            describe(&args.flag, evaluation.enabled, &evaluation.variant)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and parses a flag file in either format; problems become one error.
+fn load(file: &Path) -> anyhow::Result<FlagSet> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {}: check the path", file.display()))?;
+    let path = file.display().to_string();
+    match parse_flags(&path, &text) {
+        Ok((_, flags)) => Ok(flags),
+        Err(FlagsError::Ripcord(error)) => {
+            let shown: Vec<String> = error
+                .problems()
+                .iter()
+                .map(|problem| render_problem(problem, &text))
+                .collect();
+            Err(anyhow!(
+                "{path} is not a valid flag file:\n{}",
+                shown.join("\n")
+            ))
+        }
+        Err(FlagsError::Unleash(error)) => Err(anyhow!(
+            "{path} looks like {} (it starts with '{{') but cannot be read: {error}",
+            FlagFormat::Unleash
+        )),
+    }
+}
+
+/// One line for people, e.g. `new-checkout: on, variant blue (string "blue")`.
+fn describe(flag: &str, enabled: bool, variant: &VariantResult) -> String {
+    if !enabled {
+        return format!("{flag}: off");
+    }
+    if !variant.enabled {
+        return format!("{flag}: on, no variant");
+    }
+    match &variant.payload {
+        Some(payload) => format!(
+            "{flag}: on, variant {} ({} {:?})",
+            variant.name, payload.kind, payload.value
+        ),
+        None => format!("{flag}: on, variant {}", variant.name),
+    }
+}
+
+/// An unknown flag, with the known flags closest to the name asked for.
+fn unknown_flag(name: &str, file: &Path, flags: &FlagSet) -> anyhow::Error {
+    const SHOWN: usize = 5;
+    if flags.is_empty() {
+        return anyhow!("unknown flag {name:?}: {} defines no flags", file.display());
+    }
+    let mut known: Vec<&str> = flags.names().collect();
+    known.sort_by_key(|candidate| (edit_distance(name, candidate), *candidate));
+    let more = known.len().saturating_sub(SHOWN);
+    let mut list = known[..known.len().min(SHOWN)].join(", ");
+    if more > 0 {
+        list.push_str(&format!(" (and {more} more)"));
+    }
+    anyhow!(
+        "unknown flag {name:?} in {}: known flags are {list}",
+        file.display()
+    )
+}
+
+/// Levenshtein distance in characters, to list likely typos first.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    Timestamp::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
+}
+
+/// A seed the operating system chose: std's hasher keys are random per process.
+fn fresh_seed() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_sort_first() {
+        assert_eq!(edit_distance("new-chekout", "new-checkout"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
