@@ -12,6 +12,8 @@ pub mod dynamo;
 pub mod errors;
 
 pub use dynamo::DynamoStore;
+pub mod providers;
+pub use providers::{AwsProviders, SmokeChecksElsewhere};
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
 mod flags;
+mod ops;
 mod simulate;
 mod validate;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ripcord_core::deployment::CommandKind;
 
 /// Progressive delivery and one-pull rollback for services behind an AWS ALB.
 #[derive(Debug, Parser)]
@@ -32,6 +34,57 @@ enum Command {
     },
     /// Run a deployment of a service's plan on a simulated clock and show what it would do.
     Simulate(simulate::Args),
+    /// Check a configuration and store it as the next version in the table.
+    Apply {
+        /// The configuration file, e.g. ripcord.toml.
+        file: PathBuf,
+        #[command(flatten)]
+        table: ops::TableArg,
+    },
+    /// Show the active deployments (of one service, if given).
+    Status {
+        /// Only this service.
+        service: Option<String>,
+        #[command(flatten)]
+        table: ops::TableArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a deployment's history and check its hash chain.
+    History {
+        /// The deployment id.
+        deployment: String,
+        #[command(flatten)]
+        table: ops::TableArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// DORA figures over the last days: frequency, lead time, failure rate, time to restore.
+    Dora {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// How many days back.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[command(flatten)]
+        table: ops::TableArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Skip the remaining steps of a deployment: 100% to the new slot, then bake.
+    Promote(ops::CommandArgs),
+    /// Hold a deployment at its current step; gates stay armed.
+    Pause(ops::CommandArgs),
+    /// Continue a paused deployment.
+    Resume(ops::CommandArgs),
+    /// Put all traffic back on the stable slot and stop the deployment.
+    Abort(ops::CommandArgs),
+    /// Put all traffic back on the stable slot now.
+    Rollback(ops::CommandArgs),
     /// Feature flags: evaluate a flag from a Ripcord flag file or an Unleash feature state.
     Flags {
         #[command(subcommand)]
@@ -45,6 +98,28 @@ fn main() -> ExitCode {
         Command::Validate { file, json } => validate::run(&file, json),
         Command::Simulate(args) => simulate::run(&args),
         Command::Flags { command } => flags::run(&command),
+        Command::Apply { file, table } => ops::run_apply(&table, &file),
+        Command::Status {
+            service,
+            table,
+            json,
+        } => ops::run_status(&table, service.as_deref(), json),
+        Command::History {
+            deployment,
+            table,
+            json,
+        } => ops::run_history(&table, &deployment, json),
+        Command::Dora {
+            service,
+            days,
+            table,
+            json,
+        } => ops::run_dora(&table, service.as_deref(), days, json),
+        Command::Promote(args) => ops::run_command(&args, CommandKind::Promote),
+        Command::Pause(args) => ops::run_command(&args, CommandKind::Pause),
+        Command::Resume(args) => ops::run_command(&args, CommandKind::Resume),
+        Command::Abort(args) => ops::run_command(&args, CommandKind::Abort),
+        Command::Rollback(args) => ops::run_command(&args, CommandKind::Rollback),
     };
     match result {
         Ok(code) => code,
