@@ -495,7 +495,7 @@ async fn a_missing_listener_is_a_permanent_error_that_names_it() {
         error.message
     );
     assert!(
-        error.message.contains("AWS request id "),
+        error.message.contains("(request id "),
         "the request id is kept: {}",
         error.message
     );
