@@ -69,11 +69,7 @@ async fn a_secure_string_parameter_is_fetched_once_and_then_served_from_memory()
         error.message
     );
     assert!(error.message.contains("RIPCORD_WEBHOOK_SECRET_PARAM"));
-    assert!(
-        error.message.contains("(request id "),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("(request id "), "{}", error.message);
     assert!(!error.message.contains("s3cr3t"));
 }
 
