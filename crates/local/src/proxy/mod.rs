@@ -28,6 +28,7 @@ mod upstream;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -228,6 +229,7 @@ impl LocalProxy {
         } else {
             options.workers
         };
+        let balance = Arc::new(Balance::new(workers));
         for worker in 0..workers {
             let worker_error = |source| ProxyError::Worker {
                 service: proxy.service.clone(),
@@ -242,6 +244,10 @@ impl LocalProxy {
                 .map_err(worker_error)?;
             let work = worker_loop(
                 listener,
+                Worker {
+                    index: worker,
+                    balance: balance.clone(),
+                },
                 proxy.shared.clone(),
                 proxy.phase.clone(),
                 phase_rx.clone(),
@@ -344,29 +350,110 @@ impl Drop for LocalProxy {
 /// connections has ended (the runtime only runs them while this future runs).
 async fn worker_loop(
     listener: std::net::TcpListener,
+    worker: Worker,
     shared: Arc<Shared>,
     phase: Arc<watch::Sender<Phase>>,
     phase_rx: watch::Receiver<Phase>,
     accepting: watch::Receiver<()>,
 ) {
     match TcpListener::from_std(listener) {
-        Ok(listener) => accept_loop(listener, shared, phase_rx, Arc::default()).await,
+        Ok(listener) => accept_loop(listener, worker, shared, phase_rx, Arc::default()).await,
         Err(error) => warn!(%error, "a local proxy worker could not use the listener"),
     }
     drop(accepting);
     phase.closed().await;
 }
 
+/// How long, in 1 ms ticks, a worker ahead of the others leaves new connections to
+/// them before it takes one anyway (another worker may be stuck).
+const MAX_DEFER_TICKS: u32 = 4;
+
+/// A worker may hold this many more connections than the least busy one before it
+/// leaves new ones to the others.
+const BALANCE_SLACK: usize = 2;
+
+/// The live connections of each worker.
+///
+/// Every worker is woken for every new connection, and a burst (a load generator
+/// opening all its connections at once) can be accepted whole by the first worker
+/// to run, leaving one core with all the work. A worker that is ahead waits a
+/// moment, so that the others take their share.
+#[derive(Debug)]
+struct Balance {
+    live: Box<[AtomicUsize]>,
+}
+
+impl Balance {
+    fn new(workers: usize) -> Self {
+        Self {
+            live: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    fn is_ahead(&self, worker: usize) -> bool {
+        let mine = self.live[worker].load(Ordering::Relaxed);
+        let least = self
+            .live
+            .iter()
+            .map(|live| live.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(mine);
+        mine > least + BALANCE_SLACK
+    }
+}
+
+/// One worker: its index, and the balance it shares with the others.
+#[derive(Debug)]
+struct Worker {
+    index: usize,
+    balance: Arc<Balance>,
+}
+
+impl Worker {
+    /// Counts a connection as this worker's for as long as the guard lives.
+    fn connection(&self) -> LiveConnection {
+        self.balance.live[self.index].fetch_add(1, Ordering::Relaxed);
+        LiveConnection {
+            balance: self.balance.clone(),
+            index: self.index,
+        }
+    }
+}
+
+/// A connection counted in the balance until dropped.
+#[derive(Debug)]
+struct LiveConnection {
+    balance: Arc<Balance>,
+    index: usize,
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        self.balance.live[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Accepts connections until told to stop, serving each on its own task.
 async fn accept_loop(
     listener: TcpListener,
+    worker: Worker,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
     pool: Arc<IdlePool>,
 ) {
     // Each connection gets a receiver of its own, cloned from this one.
     let for_connections = phase.clone();
+    let mut deferred = 0;
     loop {
+        if deferred < MAX_DEFER_TICKS && worker.balance.is_ahead(worker.index) {
+            deferred += 1;
+            tokio::select! {
+                biased;
+                () = stopped(&mut phase) => return,
+                () = tokio::time::sleep(Duration::from_millis(1)) => continue,
+            }
+        }
+        deferred = 0;
         tokio::select! {
             biased;
             () = stopped(&mut phase) => return,
@@ -378,6 +465,7 @@ async fn accept_loop(
                         shared.clone(),
                         for_connections.clone(),
                         pool.clone(),
+                        worker.connection(),
                     ));
                 }
                 Err(error) => {
@@ -405,6 +493,8 @@ async fn serve_connection(
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
     pool: Arc<IdlePool>,
+    // Held until the connection ends, so that the balance counts it meanwhile.
+    _live: LiveConnection,
 ) {
     // Answers are small and interactive: send them at once instead of letting
     // Nagle's algorithm hold the last segment back.
@@ -459,5 +549,41 @@ async fn serve_connection(
                 current = *phase.borrow_and_update();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_ahead_of_the_others_by_more_than_the_slack_leaves_connections_to_them() {
+        let balance = Arc::new(Balance::new(2));
+        let first = Worker {
+            index: 0,
+            balance: balance.clone(),
+        };
+        let second = Worker {
+            index: 1,
+            balance: balance.clone(),
+        };
+        let mut held: Vec<LiveConnection> =
+            (0..BALANCE_SLACK).map(|_| first.connection()).collect();
+        assert!(!balance.is_ahead(0), "within the slack");
+        held.push(first.connection());
+        assert!(balance.is_ahead(0));
+        assert!(!balance.is_ahead(1));
+        let other = second.connection();
+        assert!(!balance.is_ahead(0), "the other worker caught up");
+        drop(other);
+        held.clear();
+        assert!(
+            !balance.is_ahead(0) && !balance.is_ahead(1),
+            "closed connections no longer count"
+        );
+
+        let alone = Balance::new(1);
+        alone.live[0].store(100, Ordering::Relaxed);
+        assert!(!alone.is_ahead(0), "a single worker is never ahead");
     }
 }
