@@ -57,9 +57,10 @@ fn main() -> ExitCode {
             runtime.block_on(proxy(listen, blue, green, percent))
         }
         ["counts", addr] => runtime.block_on(counts(addr)),
-        // `cargo bench` runs every bench target with `--bench`; this one is driven
-        // from outside, so say where and succeed.
-        rest if rest.contains(&"--bench") => {
+        // `cargo bench` runs every bench target with `--bench`, and `cargo test
+        // --benches` with no argument; this one is driven from outside, so say where
+        // and succeed.
+        [] | ["--bench", ..] => {
             println!("the proxy benchmark is run by scripts/bench-proxy");
             Ok(())
         }
