@@ -196,9 +196,8 @@ fn approve(w: &mut Working<'_>, command: &Command, step: usize) {
     if let Err(refusal) = check_approver(&w.d, &command.actor, step) {
         return refuse(w, command, refusal.0);
     }
-    let Some(user_id) = approver_id(&command.actor) else {
-        return refuse(w, command, "only people can approve".to_string());
-    };
+    // `check_approver` admits people only, and every person has an approver id.
+    let user_id = approver_id(&command.actor).expect("an admitted approver is a person");
     let name = match &command.actor {
         crate::history::Actor::Chat { name, .. } => name.clone(),
         other => other.describe(),
