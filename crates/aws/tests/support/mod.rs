@@ -1,7 +1,13 @@
 //! What every AWS adapter test shares: the SDK configuration pointed at the local
-//! emulator that `scripts/test` starts, and unique names so tests never collide.
+//! emulator that `scripts/test` starts, and unique names so tests never collide; the
+//! EC2 network an ALB needs (`ec2`), a fault-injecting proxy (`faults`) and a whole
+//! installation of a service on the emulator (`world`).
 
 #![allow(dead_code)]
+
+pub mod ec2;
+pub mod faults;
+pub mod world;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
