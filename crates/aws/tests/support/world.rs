@@ -250,15 +250,15 @@ impl Installation {
             .listeners()[0]
             .clone();
         let action = &listener.default_actions()[0];
-        if let Some(single) = action.target_group_arn() {
-            if action.forward_config().is_none() {
-                let slot = if single == self.blue {
-                    Slot::Blue
-                } else {
-                    Slot::Green
-                };
-                return Weights::all_on(slot);
-            }
+        if let Some(single) = action.target_group_arn()
+            && action.forward_config().is_none()
+        {
+            let slot = if single == self.blue {
+                Slot::Blue
+            } else {
+                Slot::Green
+            };
+            return Weights::all_on(slot);
         }
         let (mut blue, mut green) = (0, 0);
         for group in action
