@@ -113,7 +113,7 @@ pub fn check_command(
     let deployers = &deployment.spec.chat.deployers;
     let is_deployer = deployers.is_empty() || roles.iter().any(|r| deployers.contains(r));
     match command {
-        CommandKind::Approve { .. } => Ok(()),
+        CommandKind::Approve { .. } | CommandKind::Refused { .. } => Ok(()),
         CommandKind::Reject { .. } => {
             let policy = &deployment.spec.approval;
             let unrestricted = policy.roles.is_empty() && policy.users.is_empty();

@@ -67,6 +67,7 @@ fn apply_one(w: &mut Working<'_>, command: &Command) {
     let who = command.actor.describe();
     let rolling_back = matches!(w.d.state, State::RollingBack { .. });
     match &command.kind {
+        CommandKind::Refused { why, .. } => refuse(w, command, why.clone()),
         CommandKind::Approve { step } => approve(w, command, *step),
         CommandKind::Reject { step } => {
             let stale = !matches!(
