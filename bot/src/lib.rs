@@ -10,11 +10,13 @@
 //! - `steer`: queueing a command and applying it with one pass, and its verdict.
 //! - `render`: a deployment's message (weights bar, step, gates, approvals, buttons).
 //! - `rest`: Discord's REST API with rate limits honoured.
+//! - `notify`: the Discord, Slack and JSON webhook notifiers.
 
 pub mod commands;
 pub mod components;
 pub mod custom_id;
 pub mod interactions;
+pub mod notify;
 pub mod render;
 pub mod rest;
 pub mod steer;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use ripcord_core::ports::PortError;
 use serde::de::DeserializeOwned;
-use serenity::http::{LightMethod, Request, Route};
+use serenity::http::{LightMethod, Route};
 use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId};
 
 /// Discord's API base, which serenity's routes start with.
@@ -185,56 +185,100 @@ impl DiscordRest {
         method: LightMethod,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, PortError> {
-        let what = format!("{:?} {}", method.reqwest_method(), route.path());
-        let mut attempt = 0;
-        loop {
-            let request = Request::new(route, method)
-                .body(body.clone())
-                .build(&self.client, &self.token, self.base.as_deref())
-                .and_then(|builder| builder.build().map_err(Into::into))
-                .map_err(|e| PortError::permanent(format!("{what}: {e}")))?;
-            let response = self
-                .client
-                .execute(request)
-                .await
-                .map_err(|e| PortError::transient(format!("{what}: {}", without_url(&e))))?;
-            let status = response.status();
-            if status == StatusCode::TOO_MANY_REQUESTS && attempt < MAX_RATE_LIMIT_RETRIES {
-                let header = retry_after_header(response.headers());
-                let body = response.bytes().await.unwrap_or_default();
-                let wait = header
-                    .or_else(|| retry_after_body(&body))
-                    .unwrap_or(Duration::from_secs(1));
-                if wait > MAX_RETRY_AFTER {
-                    return Err(PortError::transient(format!(
-                        "{what}: Discord asks to wait {:.1}s (rate limited); try again later",
-                        wait.as_secs_f64()
-                    )));
-                }
-                tracing::warn!(request = %what, wait_ms = wait.as_millis() as u64, "Discord rate limit; waiting as asked");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-                continue;
-            }
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| PortError::transient(format!("{what}: {}", without_url(&e))))?;
-            if status.is_success() {
-                return Ok(bytes.to_vec());
-            }
-            let detail = String::from_utf8_lossy(&bytes);
-            let detail: String = detail.chars().take(300).collect();
-            let message = format!("{what} answered {status}: {detail}");
-            return Err(
-                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                    PortError::transient(message)
-                } else {
-                    PortError::permanent(message)
-                },
-            );
+        let what = format!("{} {}", method.reqwest_method(), redact_path(&route.path()));
+        // The request is built here rather than by serenity's `Request::build`, whose
+        // tracing span records the route, and with it an interaction's token.
+        let mut url = route.path().into_owned();
+        if let Some(base) = &self.base {
+            url = url.replace(DISCORD_API, base.trim_end_matches('/'));
         }
+        execute(&self.client, &what, || {
+            let mut request = self
+                .client
+                .request(method.reqwest_method(), &url)
+                .header(reqwest::header::AUTHORIZATION, &self.token)
+                .header(reqwest::header::USER_AGENT, serenity::constants::USER_AGENT);
+            if let Some(bytes) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.clone());
+            }
+            request.build().map_err(|_| {
+                PortError::permanent(format!("{what}: the request could not be built"))
+            })
+        })
+        .await
     }
+}
+
+/// Sends a request built by `build`, and sends it again (built anew) after the wait a
+/// 429 asks for, in its `Retry-After` header or its JSON `retry_after`, at most
+/// [`MAX_RATE_LIMIT_RETRIES`] times. `what` names the request in errors and logs; it
+/// must not hold a secret (a token, a webhook URL).
+pub async fn execute(
+    client: &Client,
+    what: &str,
+    build: impl Fn() -> Result<reqwest::Request, PortError>,
+) -> Result<Vec<u8>, PortError> {
+    let mut attempt = 0;
+    loop {
+        let response = client
+            .execute(build()?)
+            .await
+            .map_err(|e| PortError::transient(format!("{what}: {}", without_url(&e))))?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS && attempt < MAX_RATE_LIMIT_RETRIES {
+            let header = retry_after_header(response.headers());
+            let body = response.bytes().await.unwrap_or_default();
+            let wait = header
+                .or_else(|| retry_after_body(&body))
+                .unwrap_or(Duration::from_secs(1));
+            if wait > MAX_RETRY_AFTER {
+                return Err(PortError::transient(format!(
+                    "{what}: rate limited for {:.1}s; try again later",
+                    wait.as_secs_f64()
+                )));
+            }
+            tracing::warn!(
+                request = %what,
+                wait_ms = wait.as_millis() as u64,
+                "rate limited (429); waiting as asked"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+            continue;
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PortError::transient(format!("{what}: {}", without_url(&e))))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let detail: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+        let message = format!("{what} answered {status}: {detail}");
+        return Err(
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                PortError::transient(message)
+            } else {
+                PortError::permanent(message)
+            },
+        );
+    }
+}
+
+/// A path with an interaction's token (the segment after `webhooks/<application>/`)
+/// replaced, so that it can be logged.
+pub fn redact_path(path: &str) -> String {
+    let Some(start) = path.find("/webhooks/") else {
+        return path.to_string();
+    };
+    let head = start + "/webhooks/".len();
+    let mut segments: Vec<&str> = path[head..].split('/').collect();
+    if segments.len() > 1 {
+        segments[1] = "<token>";
+    }
+    format!("{}{}", &path[..head], segments.join("/"))
 }
 
 fn to_json(body: &impl serde::Serialize) -> Result<Vec<u8>, PortError> {
@@ -265,4 +309,28 @@ fn retry_after_body(body: &[u8]) -> Option<Duration> {
 
 fn seconds(value: f64) -> Option<Duration> {
     (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interaction_tokens_are_cut_from_paths() {
+        assert_eq!(
+            redact_path(
+                "https://discord.com/api/v10/webhooks/123/aW50ZXJhY3Rpb24/messages/@original"
+            ),
+            "https://discord.com/api/v10/webhooks/123/<token>/messages/@original"
+        );
+        assert_eq!(
+            redact_path("/api/v10/channels/4/messages"),
+            "/api/v10/channels/4/messages"
+        );
+        assert_eq!(
+            retry_after_body(br#"{"retry_after": 0.5}"#),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(retry_after_body(b"not json"), None);
+    }
 }

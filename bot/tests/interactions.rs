@@ -569,6 +569,7 @@ async fn steering_and_reading_commands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_work_is_deferred_and_finished_through_the_follow_up_webhook() {
+    let logs = captured_logs();
     // Every router call takes 300 ms; the handler answers within 100 ms or defers.
     let bot = Bot::start_with(1, Duration::from_millis(100), Duration::from_millis(300)).await;
 
@@ -609,6 +610,9 @@ async fn slow_work_is_deferred_and_finished_through_the_follow_up_webhook() {
         .await;
     assert_eq!(answer.kind(), 4, "no active deployment is a quick answer");
     let bot = Bot::start_with(1, Duration::from_millis(100), Duration::from_millis(300)).await;
+    // Discord refuses the follow-up this time: the failure is logged, without the
+    // interaction's token.
+    bot.fake.then(Scripted::Status(404));
     let answer = bot
         .post(&command(&alice(), "rollback", &[("service", json!("web"))]))
         .await;
@@ -634,6 +638,31 @@ async fn slow_work_is_deferred_and_finished_through_the_follow_up_webhook() {
 
     // A PING never waits for anything.
     assert_eq!(bot.post(&ping()).await.kind(), 1);
+
+    let logged = |needle: &str| logs.lock().unwrap().iter().any(|l| l.contains(needle));
+    for _ in 0..100 {
+        if logged("could not be sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        logged("webhooks/1300000000000000002/<token>/messages/@original answered 404"),
+        "{:#?}",
+        (
+            logs.lock()
+                .unwrap()
+                .iter()
+                .filter(|l| !l.starts_with("span"))
+                .collect::<Vec<_>>(),
+            bot.fake.recorded()
+        )
+    );
+    for line in logs.lock().unwrap().iter() {
+        for secret in ["command-token", "click-token", "test-bot-token"] {
+            assert!(!line.contains(secret), "a log line holds a secret: {line}");
+        }
+    }
 }
 
 /// The in-memory world with a router that takes its time.
