@@ -3,6 +3,7 @@
 //! `main` only parses arguments and hands each command to its module; every command
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
+mod discord;
 mod flags;
 mod ops;
 mod simulate;
@@ -85,6 +86,11 @@ enum Command {
     Abort(ops::CommandArgs),
     /// Put all traffic back on the stable slot now.
     Rollback(ops::CommandArgs),
+    /// Discord: register Ripcord's slash commands.
+    Discord {
+        #[command(subcommand)]
+        command: discord::DiscordCommand,
+    },
     /// Feature flags: evaluate a flag from a Ripcord flag file or an Unleash feature state.
     Flags {
         #[command(subcommand)]
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         Command::Validate { file, json } => validate::run(&file, json),
         Command::Simulate(args) => simulate::run(&args),
         Command::Flags { command } => flags::run(&command),
+        Command::Discord { command } => discord::run(&command),
         Command::Apply { file, table } => ops::run_apply(&table, &file),
         Command::Status {
             service,

@@ -309,6 +309,15 @@ pub enum CommandKind {
     Abort,
     /// Put traffic back on the stable slot now.
     Rollback,
+    /// A request that chat refused at once (a button drawn for an earlier stage of the
+    /// deployment), queued only so that the history records who tried what, and why it
+    /// was refused. Applying it changes nothing.
+    Refused {
+        /// What was asked, e.g. `promote`.
+        asked: String,
+        /// Why it was refused, for a person.
+        why: String,
+    },
 }
 
 impl CommandKind {
@@ -322,6 +331,7 @@ impl CommandKind {
             CommandKind::Resume => "resume",
             CommandKind::Abort => "abort",
             CommandKind::Rollback => "rollback",
+            CommandKind::Refused { .. } => "refused",
         }
     }
 }

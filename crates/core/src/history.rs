@@ -379,7 +379,8 @@ mod tests {
 
     use super::*;
     use crate::config::{
-        AlarmGate, ApprovalPolicy, HealthGate, Notifications, Plan, Ramp, ServiceSpec, Step,
+        AlarmGate, ApprovalPolicy, ChatAccess, HealthGate, Notifications, Plan, Ramp, ServiceSpec,
+        Step,
     };
     use crate::deployment::{Release, RollbackEnd};
     use crate::domain::{Slot, Weight};
@@ -521,6 +522,7 @@ mod tests {
             judge: None,
             approval: ApprovalPolicy::default(),
             notifications: Notifications::default(),
+            chat: ChatAccess::default(),
         }
     }
 

@@ -808,6 +808,7 @@ pub fn test_service(name: &str, steps: Vec<crate::config::Step>) -> ServiceSpec 
             ..ApprovalPolicy::default()
         },
         notifications: Notifications::default(),
+        chat: ChatAccess::default(),
         name,
     }
 }

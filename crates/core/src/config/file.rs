@@ -18,9 +18,9 @@ use toml::Spanned;
 
 use super::strategy::{self, PlanInputs, Preset, Strategy};
 use super::{
-    AlarmGate, ApprovalPolicy, AwsSwitch, AwsTarget, Config, HealthGate, JudgeSpec, LocalTarget,
-    MetricCheck, MetricKind, Notifications, ServiceSpec, SmokeCheck, Step, TimeoutAction,
-    TrafficTarget,
+    AlarmGate, ApprovalPolicy, AwsSwitch, AwsTarget, ChatAccess, Config, HealthGate, JudgeSpec,
+    LocalTarget, MetricCheck, MetricKind, Notifications, ServiceSpec, SmokeCheck, Step,
+    TimeoutAction, TrafficTarget,
 };
 use crate::domain::{
     InvalidValue, ListenerArn, ListenerRuleArn, Percent, ServiceName, Slot, TargetGroupArn, Weight,
@@ -101,6 +101,10 @@ impl std::error::Error for ConfigError {}
 /// [authors]                      # optional: CI author login -> chat user id
 /// octocat = "123456789012345678"
 ///
+/// [environments.production]      # optional: roles shared by the services of an environment
+/// deployers = ["333"]            # chat role ids for services that list no deployers
+/// approvers = ["111"]            # chat role ids for services whose approval lists no roles or users
+///
 /// [services.web]                 # one table per service; the name is 1 to 63 of a-z 0-9 - _
 /// strategy = "canary"            # blue_green | canary | linear | all_at_once | flag
 /// # or, instead of strategy: preset = "Canary10Percent5Minutes"
@@ -168,6 +172,11 @@ impl std::error::Error for ConfigError {}
 /// timeout = "1h"                 # optional, above 0; without it, approvals wait for ever
 /// on_timeout = "rollback"        # rollback | promote, default rollback
 ///
+/// [services.web.chat]            # optional
+/// environment = "production"     # one of [environments]; its roles fill in what is not set here
+/// deployers = ["333"]            # chat role ids that may roll back, promote, pause, resume and
+///                                # abort from chat; empty (and no environment's): anyone
+///
 /// [services.web.notifications]   # optional
 /// discord_channel = "..."
 /// on_call_role = "..."
@@ -213,6 +222,8 @@ type TextList = Spanned<Vec<Text>>;
 struct FileWire {
     #[serde(default)]
     authors: BTreeMap<String, String>,
+    #[serde(default)]
+    environments: BTreeMap<String, EnvironmentWire>,
     services: Option<Spanned<BTreeMap<Text, Spanned<ServiceWire>>>>,
 }
 
@@ -239,6 +250,31 @@ struct ServiceWire {
     judge: Option<Spanned<JudgeWire>>,
     approval: Option<ApprovalWire>,
     notifications: Option<NotificationsWire>,
+    chat: Option<ChatWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct EnvironmentWire {
+    #[serde(default)]
+    deployers: Vec<Text>,
+    #[serde(default)]
+    approvers: Vec<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct ChatWire {
+    environment: Option<Text>,
+    #[serde(default)]
+    deployers: Vec<Text>,
+}
+
+/// An environment's roles, once checked.
+#[derive(Default)]
+struct EnvironmentRoles {
+    deployers: Vec<String>,
+    approvers: Vec<String>,
 }
 
 /// One step table. Every key is optional here so that "exactly one key" is checked
@@ -470,8 +506,23 @@ impl Checker<'_> {
             );
             return None;
         }
-        let mut services = BTreeMap::new();
+        let mut environments = BTreeMap::new();
         let mut complete = true;
+        for (name, wire) in wire.environments {
+            let deployers = self.role_ids(wire.deployers, "deployers");
+            let approvers = self.role_ids(wire.approvers, "approvers");
+            // A broken environment is still known by name, so that the services in it
+            // are not also reported as naming an unknown environment.
+            complete &= deployers.is_some() && approvers.is_some();
+            environments.insert(
+                name,
+                EnvironmentRoles {
+                    deployers: deployers.unwrap_or_default(),
+                    approvers: approvers.unwrap_or_default(),
+                },
+            );
+        }
+        let mut services = BTreeMap::new();
         for (key, service) in services_wire.into_inner() {
             let name = match ServiceName::new(key.get_ref().as_str()) {
                 Ok(name) => Some(name),
@@ -480,7 +531,7 @@ impl Checker<'_> {
                     None
                 }
             };
-            match self.service(key.get_ref(), name, service) {
+            match self.service(key.get_ref(), name, service, &environments) {
                 Some(spec) => {
                     services.insert(spec.name.clone(), spec);
                 }
@@ -498,6 +549,7 @@ impl Checker<'_> {
         key: &str,
         name: Option<ServiceName>,
         wire: Spanned<ServiceWire>,
+        environments: &BTreeMap<String, EnvironmentRoles>,
     ) -> Option<ServiceSpec> {
         let table = wire.span();
         let wire = wire.into_inner();
@@ -525,6 +577,7 @@ impl Checker<'_> {
             judge,
             approval,
             notifications,
+            chat,
         } = wire;
 
         // Whether analysis and smoke steps have something to run depends only on the
@@ -541,7 +594,17 @@ impl Checker<'_> {
         let alarms = self.alarms(alarms);
         let metrics = self.metric_checks(metrics);
         let judge = self.judge(judge);
-        let approval = self.approval(approval);
+        let chat = self.chat(chat, environments);
+        let approval = self.approval(approval).map(|mut policy| {
+            // An environment's approvers stand in for a policy that names nobody.
+            if policy.roles.is_empty() && policy.users.is_empty() {
+                let environment = chat.as_ref().and_then(|(_, roles)| *roles);
+                if let Some(roles) = environment {
+                    policy.roles = roles.approvers.clone();
+                }
+            }
+            policy
+        });
         let notifications = self.notifications(notifications);
 
         let (strategy, plan) = match recipe? {
@@ -598,6 +661,7 @@ impl Checker<'_> {
             judge: judge?,
             approval: approval?,
             notifications: notifications?,
+            chat: chat?.0,
         })
     }
 
@@ -1649,6 +1713,73 @@ impl Checker<'_> {
         })
     }
 
+    /// A service's chat access, with the roles of its environment filled in, and that
+    /// environment's roles for the approval policy.
+    fn chat<'e>(
+        &mut self,
+        wire: Option<ChatWire>,
+        environments: &'e BTreeMap<String, EnvironmentRoles>,
+    ) -> Option<(ChatAccess, Option<&'e EnvironmentRoles>)> {
+        let Some(wire) = wire else {
+            return Some((ChatAccess::default(), None));
+        };
+        let roles = match &wire.environment {
+            None => Some(None),
+            Some(name) => match environments.get(name.get_ref()) {
+                Some(roles) => Some(Some(roles)),
+                None => {
+                    let known: Vec<&str> = environments.keys().map(String::as_str).collect();
+                    let hint = if known.is_empty() {
+                        "add an [environments.<name>] table".to_string()
+                    } else {
+                        format!("use one of: {}", known.join(", "))
+                    };
+                    self.report(
+                        name.span(),
+                        format!("unknown environment {:?}: {hint}", name.get_ref()),
+                    );
+                    None
+                }
+            },
+        };
+        let deployers = self.role_ids(wire.deployers, "deployers");
+        let roles = roles?;
+        let mut deployers = deployers?;
+        if deployers.is_empty()
+            && let Some(environment) = roles
+        {
+            deployers = environment.deployers.clone();
+        }
+        Some((
+            ChatAccess {
+                environment: wire.environment.map(Spanned::into_inner),
+                deployers,
+            },
+            roles,
+        ))
+    }
+
+    /// A list of chat role ids: Discord snowflakes, written as strings of digits.
+    fn role_ids(&mut self, list: Vec<Text>, what: &str) -> Option<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut valid = true;
+        for id in list {
+            let text = id.get_ref();
+            if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                self.report(
+                    id.span(),
+                    format!(
+                        "{text:?} in `{what}` is not a Discord role id: copy the role's id with Developer Mode on, a number such as \"345678901234567890\""
+                    ),
+                );
+                valid = false;
+            } else {
+                ids.push(id.into_inner());
+            }
+        }
+        valid.then_some(ids)
+    }
+
     fn notifications(&mut self, wire: Option<NotificationsWire>) -> Option<Notifications> {
         let Some(wire) = wire else {
             return Some(Notifications::default());
@@ -2507,6 +2638,59 @@ effect_tolerance = 0.05
             }
         }
         assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    }
+
+    #[test]
+    fn an_environment_fills_in_the_roles_a_service_leaves_out() {
+        let text = format!(
+            "[environments.production]\ndeployers = [\"333\"]\napprovers = [\"111\"]\n\
+             [services.web]\nstrategy = \"all_at_once\"\n{LOCAL}\
+             [services.web.chat]\nenvironment = \"production\"\n\
+             [services.api]\nstrategy = \"all_at_once\"\n\
+             [services.api.local]\nlisten = \"127.0.0.1:8081\"\nupstreams = [\"http://127.0.0.1:9003\", \"http://127.0.0.1:9004\"]\n\
+             [services.api.chat]\nenvironment = \"production\"\ndeployers = [\"444\"]\n\
+             [services.api.approval]\nusers = [\"222\"]\n"
+        );
+        let config = parse(&text).unwrap();
+        let web = config.service(&ServiceName::new("web").unwrap()).unwrap();
+        assert_eq!(web.chat.environment.as_deref(), Some("production"));
+        assert_eq!(web.chat.deployers, vec!["333".to_string()]);
+        assert_eq!(web.approval.roles, vec!["111".to_string()]);
+        let api = config.service(&ServiceName::new("api").unwrap()).unwrap();
+        assert_eq!(api.chat.deployers, vec!["444".to_string()]);
+        assert!(
+            api.approval.roles.is_empty(),
+            "the service's own approvers win"
+        );
+        assert_eq!(api.approval.users, vec!["222".to_string()]);
+    }
+
+    #[test]
+    fn chat_roles_and_environments_are_checked_where_written() {
+        let text = format!(
+            "[environments.production]\ndeployers = [\"ops\"]\n\
+             [services.web]\nstrategy = \"all_at_once\"\n{LOCAL}\
+             [services.web.chat]\nenvironment = \"prod\"\ndeployers = [\"12a\"]\n"
+        );
+        let found: Vec<(usize, String)> = problems(&text)
+            .into_iter()
+            .map(|p| (p.line, p.message))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0].0, 2);
+        assert!(
+            found[0]
+                .1
+                .contains("\"ops\" in `deployers` is not a Discord role id")
+        );
+        assert_eq!(found[1].0, 9);
+        assert!(
+            found[1]
+                .1
+                .contains("unknown environment \"prod\": use one of: production")
+        );
+        assert_eq!(found[2].0, 10);
+        assert!(found[2].1.contains("\"12a\""));
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct ServiceSpec {
     pub approval: ApprovalPolicy,
     /// Where progress and alerts go.
     pub notifications: Notifications,
+    /// Who may steer deployments of the service from chat.
+    #[serde(default)]
+    pub chat: ChatAccess,
 }
 
 /// Where traffic is switched: an ALB in AWS, or local mode's built-in proxy.
@@ -310,6 +313,17 @@ impl Default for ApprovalPolicy {
             on_timeout: TimeoutAction::Rollback,
         }
     }
+}
+
+/// Who may steer a service's deployments from chat, besides the approval policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChatAccess {
+    /// The environment the service belongs to (`[environments.<name>]`), whose roles
+    /// apply where the service lists none of its own.
+    pub environment: Option<String>,
+    /// Chat role ids allowed to roll back, promote, pause, resume and abort (any of
+    /// them). Empty: anyone who can use the commands in the channel.
+    pub deployers: Vec<String>,
 }
 
 /// Where a service's progress messages and alerts go.

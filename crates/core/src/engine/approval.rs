@@ -1,9 +1,10 @@
-//! The approval policy: who may approve a deployment, and whether their approval counts.
+//! The approval policy: who may approve a deployment, and whether their approval counts;
+//! and who may steer it otherwise (roll back, promote, pause, resume, abort, reject).
 //!
 //! The chat layer calls `check_approver` to answer a click at once; the engine calls it
 //! again when it applies the approval, so a refusal is the same wherever it is made.
 
-use crate::deployment::{Deployment, PauseReason, State};
+use crate::deployment::{CommandKind, Deployment, PauseReason, State};
 use crate::history::Actor;
 
 /// Why an approval was refused, for a person.
@@ -94,6 +95,49 @@ pub fn check_person(deployment: &Deployment, actor: &Actor) -> Result<(), Approv
         }
     }
     Ok(())
+}
+
+/// Checks that `actor` may send `command` to `deployment` at all: chat users need one of
+/// the service's deployer roles (when it lists any) to roll back, promote, pause, resume
+/// or abort, and an approver's or a deployer's role to reject. Approvals are checked by
+/// `check_approver`. Other actors (CI, alarms, the schedule, the CLI) are not restricted
+/// here.
+pub fn check_command(
+    deployment: &Deployment,
+    actor: &Actor,
+    command: &CommandKind,
+) -> Result<(), ApprovalRefusal> {
+    let Actor::Chat { roles, .. } = actor else {
+        return Ok(());
+    };
+    let deployers = &deployment.spec.chat.deployers;
+    let is_deployer = deployers.is_empty() || roles.iter().any(|r| deployers.contains(r));
+    match command {
+        CommandKind::Approve { .. } | CommandKind::Refused { .. } => Ok(()),
+        CommandKind::Reject { .. } => {
+            let policy = &deployment.spec.approval;
+            let unrestricted = policy.roles.is_empty() && policy.users.is_empty();
+            let is_approver = unrestricted
+                || approver_id(actor).is_some_and(|id| policy.users.contains(&id))
+                || roles.iter().any(|r| policy.roles.contains(r));
+            if is_approver || (is_deployer && !deployers.is_empty()) {
+                Ok(())
+            } else {
+                Err(ApprovalRefusal(format!(
+                    "{} holds neither an approver's nor a deployer's role for {}, so may not reject it",
+                    describe(actor),
+                    deployment.service
+                )))
+            }
+        }
+        _ if is_deployer => Ok(()),
+        other => Err(ApprovalRefusal(format!(
+            "{} does not hold a deployer role of {}, so may not {} it; ask someone who does",
+            describe(actor),
+            deployment.service,
+            other.name().replace("rollback", "roll back")
+        ))),
+    }
 }
 
 fn describe(actor: &Actor) -> String {

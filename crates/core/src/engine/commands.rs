@@ -3,7 +3,7 @@
 //! Every command lands in the history, applied or refused, with who sent it. A refusal
 //! changes nothing but the record of it.
 
-use super::approval::{approver_id, check_approver, check_person};
+use super::approval::{approver_id, check_approver, check_command, check_person};
 use super::{NotificationKind, Working, progress, rollback};
 use crate::config::Step;
 use crate::deployment::{Approval, Command, CommandKind, PauseReason, RollbackEnd, State};
@@ -61,9 +61,13 @@ fn reason_suffix(command: &Command) -> String {
 }
 
 fn apply_one(w: &mut Working<'_>, command: &Command) {
+    if let Err(refusal) = check_command(&w.d, &command.actor, &command.kind) {
+        return refuse(w, command, refusal.0);
+    }
     let who = command.actor.describe();
     let rolling_back = matches!(w.d.state, State::RollingBack { .. });
     match &command.kind {
+        CommandKind::Refused { why, .. } => refuse(w, command, why.clone()),
         CommandKind::Approve { step } => approve(w, command, *step),
         CommandKind::Reject { step } => {
             let stale = !matches!(
