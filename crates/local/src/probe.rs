@@ -1,0 +1,95 @@
+//! One HTTP request straight to an upstream, for health checks and smoke checks: a
+//! fresh connection per request, a deadline on the whole exchange, and the answer's
+//! body read up to a limit. The proxy is not involved, so the answer comes from the
+//! slot asked and no other.
+
+use std::time::Duration;
+
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The most of an answer's body that is read; checks look for short texts.
+const MAX_BODY: usize = 256 * 1024;
+
+/// What an upstream answered.
+#[derive(Debug, Clone)]
+pub struct ProbeAnswer {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body, as text (invalid UTF-8 replaced).
+    pub body: String,
+}
+
+/// Sends `method path` to the upstream at `base_url` (an `http://` URL, possibly with
+/// a base path) and reads the answer, all within `timeout`. The error says what failed,
+/// for a person.
+pub async fn probe(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<ProbeAnswer, String> {
+    match tokio::time::timeout(timeout, exchange(base_url, method, path)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no answer within {}",
+            ripcord_core::time::format_duration(timeout)
+        )),
+    }
+}
+
+async fn exchange(base_url: &str, method: &str, path: &str) -> Result<ProbeAnswer, String> {
+    let rest = base_url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{base_url} is not an http:// URL"))?;
+    let (authority, base_path) = match rest.find('/') {
+        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let address = if authority.contains(':') && !authority.ends_with(']') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("{method:?} is not an HTTP method"))?;
+    let stream = TcpStream::connect(&address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {address} failed: {e}"))?;
+    let driver = tokio::spawn(connection);
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("{base_path}{path}"))
+        .header(http::header::HOST, authority)
+        .header(http::header::USER_AGENT, "ripcord-local-probe")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let result = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("the request to {address} failed: {e}"))?;
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer from {address} failed: {e}"))?
+            .to_bytes();
+        Ok(ProbeAnswer {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+    .await;
+    driver.abort();
+    result
+}
