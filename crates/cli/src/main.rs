@@ -3,9 +3,11 @@
 //! `main` only parses arguments and hands each command to its module; every command
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
+mod demo;
 mod flags;
 mod ops;
 mod simulate;
+mod up;
 mod validate;
 
 use std::path::PathBuf;
@@ -85,6 +87,10 @@ enum Command {
     Abort(ops::CommandArgs),
     /// Put all traffic back on the stable slot now.
     Rollback(ops::CommandArgs),
+    /// Run local mode: the proxies, the controller and the control port, until Ctrl-C.
+    Up(up::Args),
+    /// Play a canary that is promoted and a bad release that an alarm rolls back, locally.
+    Demo(demo::Args),
     /// Feature flags: evaluate a flag from a Ripcord flag file or an Unleash feature state.
     Flags {
         #[command(subcommand)]
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
         Command::Validate { file, json } => validate::run(&file, json),
         Command::Simulate(args) => simulate::run(&args),
         Command::Flags { command } => flags::run(&command),
+        Command::Up(args) => up::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Apply { file, table } => ops::run_apply(&table, &file),
         Command::Status {
             service,

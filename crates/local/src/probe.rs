@@ -1,12 +1,13 @@
 //! One HTTP request straight to an upstream, for health checks and smoke checks: a
 //! fresh connection per request, a deadline on the whole exchange, and the answer's
 //! body read up to a limit. The proxy is not involved, so the answer comes from the
-//! slot asked and no other.
+//! slot asked and no other. `send` does the same with headers and a body, for the
+//! command line's `--local` client, the demo and tests.
 
 use std::time::Duration;
 
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -34,7 +35,21 @@ pub async fn probe(
     path: &str,
     timeout: Duration,
 ) -> Result<ProbeAnswer, String> {
-    match tokio::time::timeout(timeout, exchange(base_url, method, path)).await {
+    send(base_url, method, path, &[], Vec::new(), timeout).await
+}
+
+/// Sends `method path` with `headers` and `body` to the server at `base_url` and reads
+/// the answer, all within `timeout`.
+pub async fn send(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<ProbeAnswer, String> {
+    let exchange = exchange(base_url, method, path, headers, body);
+    match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
         Err(_) => Err(format!(
             "no answer within {}",
@@ -43,7 +58,13 @@ pub async fn probe(
     }
 }
 
-async fn exchange(base_url: &str, method: &str, path: &str) -> Result<ProbeAnswer, String> {
+async fn exchange(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<ProbeAnswer, String> {
     let rest = base_url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base_url} is not an http:// URL"))?;
@@ -65,12 +86,16 @@ async fn exchange(base_url: &str, method: &str, path: &str) -> Result<ProbeAnswe
         .await
         .map_err(|e| format!("HTTP handshake with {address} failed: {e}"))?;
     let driver = tokio::spawn(connection);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(format!("{base_path}{path}"))
         .header(http::header::HOST, authority)
-        .header(http::header::USER_AGENT, "ripcord-local-probe")
-        .body(Empty::<Bytes>::new())
+        .header(http::header::USER_AGENT, "ripcord-local");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let result = async {
         let response = sender

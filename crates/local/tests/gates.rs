@@ -66,7 +66,9 @@ async fn wait_for_health(health: &LocalHealth, spec: &ServiceSpec, slot: Slot, h
 
 #[tokio::test]
 async fn health_checks_follow_the_upstreams_through_the_thresholds() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1")).await.unwrap();
+    let blue = SampleApp::start(SampleRelease::healthy("v1"))
+        .await
+        .unwrap();
     let config = config(&blue.url(), &closed_url().await, "");
     let spec = web(&config);
     let health = LocalHealth::new();
@@ -101,8 +103,12 @@ async fn health_checks_follow_the_upstreams_through_the_thresholds() {
 
 #[tokio::test]
 async fn smoke_checks_go_to_the_slot_asked_and_report_each_failure() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1")).await.unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2")).await.unwrap();
+    let blue = SampleApp::start(SampleRelease::healthy("v1"))
+        .await
+        .unwrap();
+    let green = SampleApp::start(SampleRelease::healthy("v2"))
+        .await
+        .unwrap();
     let checks = r#"
 [[services.web.smoke]]
 name = "health"
@@ -131,19 +137,26 @@ body_contains = "hello from v2"
     let passed: Vec<bool> = on_blue.results.iter().map(|r| r.passed).collect();
     assert_eq!(passed, [true, false, false]);
     assert!(
-        on_blue.results[1].detail.contains("header x-version is \"v1\""),
+        on_blue.results[1]
+            .detail
+            .contains("header x-version is \"v1\""),
         "{}",
         on_blue.results[1].detail
     );
     assert!(
-        on_blue.results[2].detail.contains("without \"hello from v2\""),
+        on_blue.results[2]
+            .detail
+            .contains("without \"hello from v2\""),
         "{}",
         on_blue.results[2].detail
     );
 
     // An upstream that does not answer fails every check, with the reason.
     let unreachable = self::config(&blue.url(), &closed_url().await, checks);
-    let down = LocalSmoke.run(web(&unreachable), Slot::Green).await.unwrap();
+    let down = LocalSmoke
+        .run(web(&unreachable), Slot::Green)
+        .await
+        .unwrap();
     assert!(down.results.iter().all(|r| !r.passed));
     assert!(down.results[0].detail.contains("cannot connect"));
 }
@@ -168,7 +181,9 @@ window = "30s"
 
 #[tokio::test]
 async fn a_local_alarm_fires_when_a_slot_crosses_its_threshold() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1")).await.unwrap();
+    let blue = SampleApp::start(SampleRelease::healthy("v1"))
+        .await
+        .unwrap();
     let green = SampleApp::start(SampleRelease {
         version: "v3".into(),
         error_percent: 20,
@@ -286,7 +301,11 @@ max = 1.0
         .collect();
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems[0].1.contains("does not start with '/'"));
-    assert!(problems[1].1.contains("healthy_threshold 0 is out of range"));
+    assert!(
+        problems[1]
+            .1
+            .contains("healthy_threshold 0 is out of range")
+    );
     assert_eq!(problems[2].0, 7);
     assert!(problems[2].1.contains("a local alarm needs `name`"));
 }
