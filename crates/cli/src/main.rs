@@ -5,6 +5,7 @@
 
 mod demo;
 mod flags;
+mod local_client;
 mod ops;
 mod simulate;
 mod up;

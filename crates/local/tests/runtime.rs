@@ -462,3 +462,98 @@ async fn a_restarted_runtime_resumes_the_deployment_in_flight() {
     assert_eq!(served_green(&second).await, 100);
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_live_weights_and_its_roll_back_button_works() {
+    let blue = SampleApp::start(SampleRelease::healthy("v1"))
+        .await
+        .unwrap();
+    let green = SampleApp::start(SampleRelease::healthy("v2"))
+        .await
+        .unwrap();
+    let store = TempStore::new("dashboard");
+    let config = config(
+        &blue,
+        &green,
+        "{ set_weight = 25 }, { pause = \"until_resumed\" }, { set_weight = 100 }",
+        "1m",
+    );
+    let runtime = start(&config, &store).await;
+    let id = json_of(&deploy(&runtime, "v2", "delivery-ui").await)["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&runtime, &id, "paused", |d| d["state"] == "paused").await;
+
+    // Without the token the page shows no buttons.
+    let anonymous = probe(&base(&runtime), "GET", "/", SANITY).await.unwrap();
+    assert_eq!(anonymous.status, 200);
+    assert!(
+        anonymous
+            .body
+            .contains(&format!("data-deployment=\"{id}\""))
+    );
+    assert!(!anonymous.body.contains("id=\"rollback\""));
+
+    let page = probe(&base(&runtime), "GET", &format!("/?token={TOKEN}"), SANITY)
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    // The weights shown are the ones the API reports the proxy serving.
+    let served = served_green(&runtime).await;
+    assert_eq!(served, 25);
+    assert!(
+        page.body
+            .contains("id=\"served\" data-blue=\"75\" data-green=\"25\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"rollback\""));
+    assert!(page.body.contains("id=\"approve\""));
+    assert!(page.body.contains("<svg class=\"chart\""));
+
+    // A form post with a wrong token is refused and changes nothing.
+    let action = format!("/ui/deployments/{id}/rollback");
+    let forged = send(
+        &base(&runtime),
+        "POST",
+        &action,
+        &[],
+        b"token=guess".to_vec(),
+        SANITY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged.status, 401);
+    assert_eq!(
+        get(&runtime, &format!("/api/deployments/{id}")).await["state"],
+        "paused"
+    );
+
+    let clicked = send(
+        &base(&runtime),
+        "POST",
+        &action,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("token={TOKEN}").into_bytes(),
+        SANITY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(clicked.status, 303, "{}", clicked.body);
+    let done = wait_for(&runtime, &id, "rolled back", |d| {
+        d["finished_at"] != Value::Null
+    })
+    .await;
+    assert_eq!(done["state"], "rolled_back");
+    assert_eq!(served_green(&runtime).await, 0);
+    let after = probe(&base(&runtime), "GET", "/", SANITY).await.unwrap();
+    assert!(
+        after
+            .body
+            .contains("id=\"served\" data-blue=\"100\" data-green=\"0\"")
+    );
+    assert!(after.body.contains(&format!("id=\"history-{id}\"")));
+    runtime.shutdown().await;
+}
