@@ -19,6 +19,7 @@ use ripcord_api::error::ApiError;
 use ripcord_core::deployment::{CommandKind, Deployment, State};
 use ripcord_core::domain::{DeploymentId, Slot};
 use ripcord_core::history::{Actor, Event};
+use ripcord_core::ports::Store as _;
 use ripcord_core::time::Timestamp;
 
 use crate::runtime::Shared;
@@ -43,7 +44,7 @@ pub(crate) async fn route(shared: &Shared, request: &Request<Vec<u8>>) -> Option
         let token = query_value(request.uri().query().unwrap_or_default(), "token")
             .filter(|t| constant_time_eq(t.as_bytes(), shared.token.as_bytes()));
         return Some(match page(shared, token.is_some()).await {
-            Ok(html) => html_response(StatusCode::OK, html, token.map(|_| shared.token.as_str())),
+            Ok(html) => html_response(html),
             Err(error) => error.into_response(),
         });
     }
@@ -79,9 +80,9 @@ fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
         .map(|(_, v)| v)
 }
 
-fn html_response(status: StatusCode, body: String, _token: Option<&str>) -> Response<String> {
+fn html_response(body: String) -> Response<String> {
     Response::builder()
-        .status(status)
+        .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
         // The token travels in the page's URL; never send it on to another origin.
@@ -188,10 +189,7 @@ button.rollback{background:#c62828;color:#fff;border-color:#c62828}";
 async fn page(shared: &Shared, with_buttons: bool) -> Result<String, ApiError> {
     let store = &shared.store;
     let driver = shared.driver();
-    let active = {
-        use ripcord_core::ports::Store as _;
-        store.active_deployments().await.map_err(ApiError::store)?
-    };
+    let active = store.active_deployments().await.map_err(ApiError::store)?;
     let mut html = String::new();
     let _ = write!(
         html,
@@ -226,23 +224,17 @@ async fn page(shared: &Shared, with_buttons: bool) -> Result<String, ApiError> {
     }
     html.push_str("<h2>History</h2>");
     let since = driver.clock.now().minus(TIMELINE_WINDOW);
-    let mut recent = {
-        use ripcord_core::ports::Store as _;
-        store
-            .deployments_since(None, since)
-            .await
-            .map_err(ApiError::store)?
-    };
+    let mut recent = store
+        .deployments_since(None, since)
+        .await
+        .map_err(ApiError::store)?;
     recent.reverse();
     recent.truncate(TIMELINE_LENGTH);
     if recent.is_empty() {
         html.push_str("<p class=\"muted\">No deployments yet: send one to POST /deployments.</p>");
     }
     for d in &recent {
-        let events = {
-            use ripcord_core::ports::Store as _;
-            store.events(&d.id).await.map_err(ApiError::store)?
-        };
+        let events = store.events(&d.id).await.map_err(ApiError::store)?;
         let end = d.finished_at.unwrap_or_else(|| driver.clock.now());
         let errors = error_series(shared, d, end);
         let _ = write!(
