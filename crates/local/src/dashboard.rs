@@ -16,7 +16,7 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode, header};
 use ripcord_api::control::constant_time_eq;
 use ripcord_api::error::ApiError;
-use ripcord_core::deployment::{CommandKind, Deployment, State};
+use ripcord_core::deployment::{CommandKind, Deployment, PauseReason, State};
 use ripcord_core::domain::{DeploymentId, Slot};
 use ripcord_core::history::{Actor, Event};
 use ripcord_core::ports::Store as _;
@@ -177,12 +177,12 @@ fn escape(text: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2330;background:#f7f8fa}\
 h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:2rem}\
-.card{background:#fff;border:1px solid #d9dde5;border-radius:8px;padding:1rem;margin:1rem 0}\
+.card{background:#fff;border:1px solid #d9dde5;border-radius:8px;padding:1rem;margin:1rem 0}.card h2{margin-top:0}\
 .bar{display:flex;height:28px;border-radius:4px;overflow:hidden;font-size:.85rem;color:#fff;font-weight:600}\
 .bar div{display:flex;align-items:center;justify-content:center;min-width:2px}\
 .blue{background:#2f6fdb}.green{background:#2a9d5c}\
 .state{font-weight:600}.muted{color:#667085}\
-table{border-collapse:collapse;width:100%;font-size:.85rem}td{padding:2px 6px;border-bottom:1px solid #eef0f4;vertical-align:top}\
+table{border-collapse:collapse;width:100%;font-size:.85rem}td{padding:2px 6px;border-bottom:1px solid #eef0f4;vertical-align:top;white-space:nowrap}td:last-child{white-space:normal}\
 button{font-size:1rem;padding:.4rem 1rem;margin-right:.5rem;border-radius:4px;border:1px solid #888;cursor:pointer}\
 button.rollback{background:#c62828;color:#fff;border-color:#c62828}";
 
@@ -244,7 +244,7 @@ async fn page(shared: &Shared, with_buttons: bool) -> Result<String, ApiError> {
             id = escape(d.id.as_str()),
             service = escape(d.service.as_str()),
             version = escape(&d.release.version),
-            state = escape(d.state.name()),
+            state = state_text(d.state),
             at = d.created_at,
             chart = chart(d, &events, &errors, end),
         );
@@ -268,6 +268,20 @@ async fn page(shared: &Shared, with_buttons: bool) -> Result<String, ApiError> {
     Ok(html)
 }
 
+/// The state in words for a person, without the engine's internal names.
+fn state_text(state: State) -> String {
+    match state {
+        State::Paused { reason, .. } => match reason {
+            PauseReason::AwaitingApproval => "waiting for approval",
+            PauseReason::AwaitingResume => "paused until resumed",
+            PauseReason::Inconclusive => "paused: the judge was inconclusive",
+            PauseReason::Manual => "paused by hand",
+        }
+        .to_string(),
+        other => other.name().replace('_', " "),
+    }
+}
+
 fn weights_bar(blue: u8, green: u8, id: &str) -> String {
     let part = |slot: &str, share: u8| {
         if share == 0 {
@@ -289,7 +303,7 @@ fn live_deployment(html: &mut String, d: &Deployment, with_buttons: bool, token:
     let step = d
         .state
         .step()
-        .map(|s| format!("step {} of {}", s + 1, d.spec.plan.steps.len()))
+        .map(|s| format!("at step {} of {}", s + 1, d.spec.plan.steps.len()))
         .unwrap_or_default();
     let _ = write!(
         html,
@@ -299,7 +313,7 @@ fn live_deployment(html: &mut String, d: &Deployment, with_buttons: bool, token:
         version = escape(&d.release.version),
         author = escape(&d.release.author),
         canary = d.canary(),
-        state = escape(&d.state.to_string()),
+        state = state_text(d.state),
         bar = weights_bar(blue, green, "desired"),
     );
     let gates = [
