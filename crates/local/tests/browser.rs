@@ -208,14 +208,27 @@ impl Browser {
         .await;
     }
 
-    /// Runs `script` in the page and returns what it returns.
+    /// Runs `script` in the page and returns what it returns. The page reloads itself
+    /// every two seconds, so a script that met a reload is run again.
     async fn run(&self, script: &str) -> Value {
-        self.call(
-            "POST",
-            &self.session_path("/execute/sync"),
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        let deadline = Instant::now() + SANITY;
+        loop {
+            let ran = self
+                .try_call(
+                    "POST",
+                    &self.session_path("/execute/sync"),
+                    Some(json!({"script": script, "args": []})),
+                )
+                .await;
+            match ran {
+                Ok(value) => return value,
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("running the script again after: {}", error["error"]);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("the script failed: {error:#}"),
+            }
+        }
     }
 
     /// Finds the element for `css` and clicks it. The page reloads itself every two
