@@ -2,5 +2,6 @@
 //! `Response` types and the core's ports. The Lambda functions and local mode's server
 //! host them; nothing about a request's meaning lives in either host.
 
+pub mod control;
 pub mod error;
 pub mod webhook;

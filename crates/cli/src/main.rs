@@ -4,9 +4,12 @@
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
 mod discord;
+mod demo;
 mod flags;
+mod local_client;
 mod ops;
 mod simulate;
+mod up;
 mod validate;
 
 use std::path::PathBuf;
@@ -91,6 +94,10 @@ enum Command {
         #[command(subcommand)]
         command: discord::DiscordCommand,
     },
+    /// Run local mode: the proxies, the controller and the control port, until Ctrl-C.
+    Up(up::Args),
+    /// Play a canary that is promoted and a bad release that an alarm rolls back, locally.
+    Demo(demo::Args),
     /// Feature flags: evaluate a flag from a Ripcord flag file or an Unleash feature state.
     Flags {
         #[command(subcommand)]
@@ -105,6 +112,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Flags { command } => flags::run(&command),
         Command::Discord { command } => discord::run(&command),
+        Command::Up(args) => up::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Apply { file, table } => ops::run_apply(&table, &file),
         Command::Status {
             service,

@@ -120,7 +120,8 @@ pub async fn status(
     Ok(out.trim_end().to_string())
 }
 
-fn render_event(e: &Event, start: Timestamp) -> String {
+/// One event as a line of `ripcord history`.
+pub fn render_event(e: &Event, start: Timestamp) -> String {
     let weights = e
         .weights_after
         .map(|w| {
@@ -364,12 +365,25 @@ mod tests {
     }
 }
 
-/// Where the stored state is: the DynamoDB table.
+/// Where the stored state is: the DynamoDB table, or local mode's control port.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TableArg {
     /// The DynamoDB table (standard AWS credentials; AWS_ENDPOINT_URL is honoured).
-    #[arg(long, env = "RIPCORD_TABLE")]
-    pub table: String,
+    #[arg(long, env = "RIPCORD_TABLE", required_unless_present = "local")]
+    pub table: Option<String>,
+    /// Local mode's control port instead of a table, e.g. http://127.0.0.1:7070.
+    #[arg(long, value_name = "URL")]
+    pub local: Option<String>,
+    /// Local mode's token, for commands (default: the file .ripcord/token).
+    #[arg(long, env = "RIPCORD_LOCAL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl TableArg {
+    fn name(&self) -> &str {
+        // clap requires --table unless --local is given, and --local is handled first.
+        self.table.as_deref().unwrap_or_default()
+    }
 }
 
 /// Arguments of the deployment commands.
@@ -426,7 +440,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn table_store(table: &TableArg) -> ripcord_aws::DynamoStore {
     let config = ripcord_aws::sdk_config().await;
-    ripcord_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table.table.clone())
+    ripcord_aws::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        table.name().to_string(),
+    )
 }
 
 fn service_arg(service: Option<&str>) -> anyhow::Result<Option<ServiceName>> {
@@ -446,6 +463,12 @@ fn print(out: String) -> std::process::ExitCode {
 
 /// `ripcord apply FILE --table T`.
 pub fn run_apply(table: &TableArg, file: &Path) -> anyhow::Result<std::process::ExitCode> {
+    if table.local.is_some() {
+        bail!(
+            "local mode runs the file it was started with: restart `ripcord up -c {}` to apply it",
+            file.display()
+        );
+    }
     runtime()?.block_on(async {
         let store = table_store(table).await;
         apply(&store, file, now()).await.map(print)
@@ -458,6 +481,9 @@ pub fn run_status(
     service: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(base) = &table.local {
+        return crate::local_client::status(base, service, as_json);
+    }
     let service = service_arg(service)?;
     runtime()?.block_on(async {
         let store = table_store(table).await;
@@ -471,6 +497,9 @@ pub fn run_history(
     id: &str,
     as_json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(base) = &table.local {
+        return crate::local_client::history(base, id, as_json);
+    }
     let id = deployment_arg(id)?;
     runtime()?.block_on(async {
         let store = table_store(table).await;
@@ -491,6 +520,11 @@ pub fn run_dora(
     days: u32,
     as_json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
+    if table.local.is_some() {
+        bail!(
+            "dora reads the DynamoDB table: give --table; in local mode `ripcord demo` prints the figures of its run"
+        );
+    }
     let service = service_arg(service)?;
     runtime()?.block_on(async {
         let store = table_store(table).await;
@@ -507,12 +541,21 @@ pub fn run_command(
     args: &CommandArgs,
     kind: CommandKind,
 ) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(base) = &args.table.local {
+        return crate::local_client::command(
+            base,
+            args.table.token.as_deref(),
+            &args.deployment,
+            kind.name(),
+            args.reason.as_deref(),
+        );
+    }
     let id = deployment_arg(&args.deployment)?;
     runtime()?.block_on(async {
         let config = ripcord_aws::sdk_config().await;
         let store = ripcord_aws::DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&config),
-            args.table.table.clone(),
+            args.table.name().to_string(),
         );
         let queued = command(&store, &id, kind, args.reason.clone(), now()).await?;
         println!("{queued}");

@@ -36,7 +36,12 @@ fn temp_file(name: &str, content: &str) -> PathBuf {
 
 #[test]
 fn every_example_validates() {
-    for file in ["canary.toml", "linear.toml", "blue-green.toml"] {
+    for file in [
+        "canary.toml",
+        "linear.toml",
+        "blue-green.toml",
+        "local.toml",
+    ] {
         let out = ripcord(&["validate", file]);
         assert!(out.status.success(), "{file}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains("valid"), "{}", text(&out.stdout));

@@ -773,6 +773,8 @@ pub fn test_service(name: &str, steps: Vec<crate::config::Step>) -> ServiceSpec 
             listen: "127.0.0.1:8080".into(),
             blue: "http://127.0.0.1:9001".into(),
             green: "http://127.0.0.1:9002".into(),
+            health_check: LocalHealthCheck::default(),
+            alarms: Vec::new(),
         })),
         initial_live: Slot::Blue,
         strategy: Strategy::Canary,

@@ -26,7 +26,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use ripcord_core::config::LocalTarget;
+use ripcord_core::config::{LocalHealthCheck, LocalTarget};
 use ripcord_core::domain::{ServiceName, Slot, Weight, Weights};
 use ripcord_local::proxy::{LocalProxy, ProxyOptions};
 use tokio::net::TcpListener;
@@ -154,6 +154,8 @@ async fn proxy(listen: &str, blue: &str, green: &str, percent: &str) -> Result<(
         listen: listen.to_owned(),
         blue: blue.to_owned(),
         green: green.to_owned(),
+        health_check: LocalHealthCheck::default(),
+        alarms: Vec::new(),
     };
     let service = ServiceName::new("bench").map_err(|e| e.to_string())?;
     let proxy = LocalProxy::start(

@@ -5,7 +5,21 @@
 //! each service's traffic between its two upstream slots, serves the engine's
 //! `TrafficRouter` port, and measures every request so that it also serves the
 //! `MetricSource` port. `store` keeps the durable state in one SQLite file in place of
-//! DynamoDB.
+//! DynamoDB. `health` probes the upstreams (`TargetHealth`), `smoke` runs the smoke
+//! checks against them (`SmokeRunner`), and `alarms` turns thresholds on the proxy's
+//! metrics into alarms (`AlarmSource`); `providers` assembles them. `sample_app` is
+//! the small app that the demo deploys and tests use as a real upstream.
+//! `runtime` runs it all, as `ripcord up` does: the controller loop, the alarm watch
+//! and the control port (`server`: the webhook, the JSON API and the `dashboard`).
 
+pub mod alarms;
+mod dashboard;
+pub mod health;
+pub mod probe;
+pub mod providers;
 pub mod proxy;
+pub mod runtime;
+pub mod sample_app;
+mod server;
+pub mod smoke;
 pub mod store;

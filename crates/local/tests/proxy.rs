@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use ripcord_core::config::{LocalTarget, MetricKind, ServiceSpec, parse_config};
+use ripcord_core::config::{LocalHealthCheck, LocalTarget, MetricKind, ServiceSpec, parse_config};
 use ripcord_core::domain::{ServiceName, Slot, Weight, Weights};
 use ripcord_core::ports::{ErrorKind, MetricSource, TrafficRouter};
 use ripcord_core::time::Timestamp;
@@ -189,6 +189,8 @@ impl Stack {
             listen: "127.0.0.1:0".into(),
             blue: blue.url(),
             green: green.url(),
+            health_check: LocalHealthCheck::default(),
+            alarms: Vec::new(),
         };
         let proxy = LocalProxy::start(
             ServiceName::new("web").unwrap(),

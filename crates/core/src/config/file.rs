@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::strategy::{self, PlanInputs, Preset, Strategy};
 use super::{
     AlarmGate, ApprovalPolicy, AwsSwitch, AwsTarget, ChatAccess, Config, HealthGate, JudgeSpec,
-    LocalTarget, MetricCheck, MetricKind, Notifications, ServiceSpec, SmokeCheck, Step,
-    TimeoutAction, TrafficTarget,
+    LocalAlarm, LocalHealthCheck, LocalTarget, MetricCheck, MetricKind, Notifications,
+    ServiceSpec, SmokeCheck, Step, TimeoutAction, TrafficTarget,
 };
 use crate::domain::{
     InvalidValue, ListenerArn, ListenerRuleArn, Percent, ServiceName, Slot, TargetGroupArn, Weight,
@@ -133,6 +133,15 @@ impl std::error::Error for ConfigError {}
 /// [services.web.local]
 /// listen = "127.0.0.1:8080"      # an IP address and a port
 /// upstreams = ["http://127.0.0.1:9001", "http://127.0.0.1:9002"]  # blue then green, http://, different
+/// health_check = { path = "/healthz", interval = "5s", timeout = "2s", healthy_threshold = 2, unhealthy_threshold = 2 }
+///                                # optional; these are the defaults but for path ("/")
+///
+/// [[services.web.local.alarms]]  # optional, repeated: local mode's alarms
+/// name = "web-5xx"               # required, unique; watch it in [services.web.alarms]
+/// metric = "error_rate"          # then as [[services.web.metrics]]: max / min, window,
+/// max = 5.0                      # min_requests; in ALARM while either slot is beyond it
+/// window = "30s"
+/// min_requests = 20
 ///
 /// [services.web.health]          # optional
 /// min_healthy = 1                # default 1, at least 1
@@ -307,6 +316,30 @@ struct AwsWire {
 struct LocalWire {
     listen: Option<Text>,
     upstreams: Option<TextList>,
+    health_check: Option<LocalHealthCheckWire>,
+    #[serde(default)]
+    alarms: Vec<Spanned<LocalAlarmWire>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct LocalHealthCheckWire {
+    path: Option<Text>,
+    interval: Option<Text>,
+    timeout: Option<Text>,
+    healthy_threshold: Option<Spanned<i64>>,
+    unhealthy_threshold: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct LocalAlarmWire {
+    name: Option<Text>,
+    metric: Option<Text>,
+    max: Option<Spanned<f64>>,
+    min: Option<Spanned<f64>>,
+    window: Option<Text>,
+    min_requests: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -1205,12 +1238,123 @@ impl Checker<'_> {
             }
             Some(upstreams) => self.upstreams(upstreams),
         };
+        let health_check = self.local_health_check(wire.health_check);
+        let alarms = self.local_alarms(key, wire.alarms);
         let (blue, green) = upstreams?;
         Some(LocalTarget {
             listen: listen?,
             blue,
             green,
+            health_check: health_check?,
+            alarms: alarms?,
         })
+    }
+
+    fn local_health_check(
+        &mut self,
+        wire: Option<LocalHealthCheckWire>,
+    ) -> Option<LocalHealthCheck> {
+        let default = LocalHealthCheck::default();
+        let Some(wire) = wire else {
+            return Some(default);
+        };
+        let path = match &wire.path {
+            None => Some(default.path),
+            Some(path) if path.get_ref().starts_with('/') => Some(path.get_ref().clone()),
+            Some(path) => {
+                self.report(
+                    path.span(),
+                    format!(
+                        "health check path {:?} does not start with '/': use e.g. \"/healthz\"",
+                        path.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        let interval = self.duration_or(
+            wire.interval.as_ref(),
+            "interval",
+            default.interval,
+            Zero::Refused,
+        );
+        let timeout = self.duration_or(
+            wire.timeout.as_ref(),
+            "timeout",
+            default.timeout,
+            Zero::Refused,
+        );
+        let healthy_threshold = match &wire.healthy_threshold {
+            None => Some(default.healthy_threshold),
+            Some(value) => self.count(value, "healthy_threshold", 1),
+        };
+        let unhealthy_threshold = match &wire.unhealthy_threshold {
+            None => Some(default.unhealthy_threshold),
+            Some(value) => self.count(value, "unhealthy_threshold", 1),
+        };
+        Some(LocalHealthCheck {
+            path: path?,
+            interval: interval?,
+            timeout: timeout?,
+            healthy_threshold: healthy_threshold?,
+            unhealthy_threshold: unhealthy_threshold?,
+        })
+    }
+
+    fn local_alarms(
+        &mut self,
+        key: &str,
+        wires: Vec<Spanned<LocalAlarmWire>>,
+    ) -> Option<Vec<LocalAlarm>> {
+        let mut alarms: Vec<LocalAlarm> = Vec::new();
+        let mut complete = true;
+        for wire in wires {
+            let table = wire.span();
+            let wire = wire.into_inner();
+            let name = match wire.name {
+                None => {
+                    self.report(
+                        table.clone(),
+                        format!(
+                            "a local alarm needs `name`: add the name that [services.{key}.alarms] watches, e.g. name = \"{key}-5xx\""
+                        ),
+                    );
+                    None
+                }
+                Some(name) if name.get_ref().is_empty() => {
+                    self.report(name.span(), "a local alarm's name is empty: give it a name");
+                    None
+                }
+                Some(name) if alarms.iter().any(|a| &a.name == name.get_ref()) => {
+                    self.report(
+                        name.span(),
+                        format!(
+                            "local alarm {:?} is defined twice: give each alarm its own name",
+                            name.get_ref()
+                        ),
+                    );
+                    None
+                }
+                Some(name) => Some(name.into_inner()),
+            };
+            let check = self
+                .metric_checks(vec![Spanned::new(
+                    table,
+                    MetricWire {
+                        metric: wire.metric,
+                        max: wire.max,
+                        min: wire.min,
+                        window: wire.window,
+                        min_requests: wire.min_requests,
+                    },
+                )])
+                .and_then(|mut checks| checks.pop());
+            match (name, check) {
+                (Some(name), Some(check)) => alarms.push(LocalAlarm { name, check }),
+                _ => complete = false,
+            }
+        }
+        complete.then_some(alarms)
     }
 
     fn upstreams(&mut self, upstreams: &TextList) -> Option<(String, String)> {

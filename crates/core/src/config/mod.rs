@@ -68,7 +68,7 @@ pub struct ServiceSpec {
 }
 
 /// Where traffic is switched: an ALB in AWS, or local mode's built-in proxy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrafficTarget {
     /// An ALB listener or listener rule forwarding to two target groups.
@@ -113,7 +113,7 @@ pub enum AwsSwitch {
 }
 
 /// The local-mode side of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalTarget {
     /// The address the proxy listens on, e.g. `127.0.0.1:8080`.
     pub listen: String,
@@ -121,6 +121,50 @@ pub struct LocalTarget {
     pub blue: String,
     /// The green slot's upstream base URL.
     pub green: String,
+    /// How local mode probes each upstream for the health gate, as an ALB probes its
+    /// targets.
+    pub health_check: LocalHealthCheck,
+    /// Local mode's alarms: thresholds on the proxy's own metrics, named so that
+    /// `[services.x.alarms]` can watch them as it would watch CloudWatch alarms.
+    pub alarms: Vec<LocalAlarm>,
+}
+
+/// Local mode's HTTP health check of one upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalHealthCheck {
+    /// The path probed with GET; any 2xx or 3xx answer counts as a success.
+    pub path: String,
+    /// Time between probes.
+    pub interval: Duration,
+    /// How long a probe may take before it counts as a failure.
+    pub timeout: Duration,
+    /// Consecutive successes that make an unhealthy upstream healthy.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make a healthy upstream unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for LocalHealthCheck {
+    fn default() -> Self {
+        Self {
+            path: "/".to_string(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+        }
+    }
+}
+
+/// One local alarm: it is in ALARM while either slot's metric over the window ending
+/// now is beyond the threshold (with at least `min_requests` requests), as a
+/// CloudWatch alarm on a target group's metric would be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalAlarm {
+    /// The alarm's name, unique in the whole configuration.
+    pub name: String,
+    /// The metric, threshold, window and request floor.
+    pub check: MetricCheck,
 }
 
 impl LocalTarget {

@@ -1,0 +1,329 @@
+//! The JSON API that the command line (`--local URL`) and the dashboard use to read
+//! and steer deployments, written against the core's ports:
+//!
+//! - `GET /api/status`: every configured service with its live slot, the weights its
+//!   router serves and its active deployment, if any.
+//! - `GET /api/deployments`: recent deployments, newest first (`?service=` filters).
+//! - `GET /api/deployments/{id}`: one deployment, its events and whether its hash
+//!   chain holds.
+//! - `POST /api/deployments/{id}/{promote|pause|resume|abort|rollback|approve}` with
+//!   `Authorization: Bearer <token>` and an optional JSON body `{"reason": "..."}`:
+//!   queues the command and runs a pass at once, answering 202 with the state after
+//!   it. A missing or wrong token gets 401; a finished deployment 409; nothing is
+//!   written on any 4xx.
+
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode, header};
+use ripcord_core::config::Config;
+use ripcord_core::deployment::{CommandKind, Deployment, State};
+use ripcord_core::domain::{DeploymentId, ServiceName};
+use ripcord_core::driver::Driver;
+use ripcord_core::history::{Actor, verify_history};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, json_response};
+
+/// The largest command body accepted.
+const MAX_COMMAND_BODY: usize = 16 * 1024;
+
+/// How far back `GET /api/deployments` looks.
+const LIST_WINDOW: Duration = Duration::from_secs(90 * 86_400);
+
+/// What the API needs besides the request.
+pub struct ControlApi<'a> {
+    /// The driver over the store and providers.
+    pub driver: Driver<'a>,
+    /// The configuration being run (for the list of services).
+    pub config: &'a Config,
+    /// The token that commands must carry.
+    pub token: &'a str,
+}
+
+/// Whether a request is for this API (its path starts with `/api/`).
+pub fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+/// Handles one request under `/api/`.
+pub async fn handle(api: &ControlApi<'_>, request: Request<Vec<u8>>) -> Response<String> {
+    match route(api, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn route(
+    api: &ControlApi<'_>,
+    request: Request<Vec<u8>>,
+) -> Result<Response<String>, ApiError> {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(2).collect();
+    let method = request.method().clone();
+    match (method, parts.as_slice()) {
+        (Method::GET, ["status"]) => status(api).await,
+        (Method::GET, ["deployments"]) => list(api, &query).await,
+        (Method::GET, ["deployments", id]) => one(api, id).await,
+        (Method::POST, ["deployments", id, command]) => {
+            authorize(api.token, &request)?;
+            let body = request.body();
+            command_on(api, id, command, body).await
+        }
+        (_, ["status"] | ["deployments"] | ["deployments", _]) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("use GET {path}"),
+        )),
+        (_, ["deployments", _, _]) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("use POST {path}"),
+        )),
+        _ => Err(not_found(&path)),
+    }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "nothing at {path}: the API serves /api/status, /api/deployments and /api/deployments/{{id}}[/{{command}}]"
+        ),
+    )
+}
+
+/// Checks the bearer token in constant time.
+fn authorize(token: &str, request: &Request<Vec<u8>>) -> Result<(), ApiError> {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) && !token.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "commands need the local token: send Authorization: Bearer <token> (ripcord up prints where the token is)",
+        ))
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A deployment as the API shows it.
+pub fn deployment_json(d: &Deployment) -> Value {
+    json!({
+        "deployment_id": d.id.as_str(),
+        "service": d.service.as_str(),
+        "version": d.release.version,
+        "commit": d.release.commit,
+        "author": d.release.author,
+        "state": d.state.name(),
+        "state_text": d.state.to_string(),
+        "step": d.state.step().map(|s| s + 1),
+        "steps": d.spec.plan.steps.len(),
+        "stable": d.stable,
+        "canary": d.canary(),
+        "weights": d.desired,
+        "canary_weight": d.canary_weight(),
+        "approvals": d.approvals.iter().map(|a| json!({"name": a.name, "at": a.at})).collect::<Vec<_>>(),
+        "rollback": d.rollback.as_ref().map(|r| json!({"reason": r.reason, "trigger": r.trigger, "started_at": r.started_at})),
+        "created_at": d.created_at,
+        "finished_at": d.finished_at,
+    })
+}
+
+async fn status(api: &ControlApi<'_>) -> Result<Response<String>, ApiError> {
+    let store = api.driver.store;
+    let active = store.active_deployments().await.map_err(ApiError::store)?;
+    let mut services = Vec::new();
+    for spec in api.config.services.values() {
+        let live = store
+            .service_status(&spec.name)
+            .await
+            .map_err(ApiError::store)?;
+        let served = api.driver.providers.router(spec).read_weights(spec).await;
+        let deployment = active.iter().find(|d| d.service == spec.name);
+        services.push(json!({
+            "service": spec.name.as_str(),
+            "strategy": spec.strategy,
+            "live": live.as_ref().map_or(spec.initial_live, |s| s.live),
+            "live_version": live.as_ref().and_then(|s| s.version.clone()),
+            "served_weights": served.as_ref().ok(),
+            "router_error": served.as_ref().err().map(|e| e.message.clone()),
+            "active": deployment.map(deployment_json),
+        }));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"services": services}),
+    ))
+}
+
+async fn list(api: &ControlApi<'_>, query: &str) -> Result<Response<String>, ApiError> {
+    let service = match query_value(query, "service") {
+        Some(name) => {
+            Some(ServiceName::new(name).map_err(|e| ApiError::bad_request("service", e.0))?)
+        }
+        None => None,
+    };
+    let since = api.driver.clock.now().minus(LIST_WINDOW);
+    let mut deployments = api
+        .driver
+        .store
+        .deployments_since(service.as_ref(), since)
+        .await
+        .map_err(ApiError::store)?;
+    deployments.reverse();
+    let list: Vec<Value> = deployments.iter().map(deployment_json).collect();
+    Ok(json_response(StatusCode::OK, &json!({"deployments": list})))
+}
+
+fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn parse_id(id: &str) -> Result<DeploymentId, ApiError> {
+    DeploymentId::new(id).map_err(|e| ApiError::bad_request("deployment_id", e.0))
+}
+
+async fn existing(api: &ControlApi<'_>, id: &DeploymentId) -> Result<Deployment, ApiError> {
+    api.driver
+        .store
+        .deployment(id)
+        .await
+        .map_err(ApiError::store)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_deployment",
+                format!("no deployment {id}; GET /api/deployments lists them"),
+            )
+        })
+}
+
+async fn one(api: &ControlApi<'_>, id: &str) -> Result<Response<String>, ApiError> {
+    let id = parse_id(id)?;
+    let d = existing(api, &id).await?;
+    let events = api
+        .driver
+        .store
+        .events(&id)
+        .await
+        .map_err(ApiError::store)?;
+    let chain = verify_history(&events, Some(&d));
+    let mut body = deployment_json(&d);
+    body["verified"] = json!(chain.is_ok());
+    body["chain_error"] = json!(chain.err().map(|e| e.to_string()));
+    body["events"] = json!(events);
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn command_on(
+    api: &ControlApi<'_>,
+    id: &str,
+    command: &str,
+    body: &[u8],
+) -> Result<Response<String>, ApiError> {
+    if body.len() > MAX_COMMAND_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is {} bytes; the limit is {MAX_COMMAND_BODY}",
+                body.len()
+            ),
+        ));
+    }
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request("body", format!("the body is not valid JSON: {e}"))
+        })?;
+        match value.get("reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => return Err(ApiError::bad_request("reason", "reason must be a string")),
+        }
+    };
+    let id = parse_id(id)?;
+    let d = existing(api, &id).await?;
+    let kind = match command {
+        "promote" => CommandKind::Promote,
+        "pause" => CommandKind::Pause,
+        "resume" => CommandKind::Resume,
+        "abort" => CommandKind::Abort,
+        "rollback" => CommandKind::Rollback,
+        "approve" => match d.state {
+            State::Paused { step, .. } => CommandKind::Approve { step },
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_awaiting_approval",
+                    format!(
+                        "deployment {id} is {}, not waiting for an approval",
+                        d.state
+                    ),
+                ));
+            }
+        },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_command",
+                format!(
+                    "unknown command {other:?}: use promote, pause, resume, abort, rollback or approve"
+                ),
+            ));
+        }
+    };
+    if !d.is_active() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "finished",
+            format!(
+                "deployment {id} has already {}; nothing to {}",
+                d.state.name(),
+                kind.name()
+            ),
+        ));
+    }
+    let actor = Actor::Cli {
+        user: "local".to_string(),
+    };
+    let now = api.driver.clock.now();
+    let queued = api
+        .driver
+        .store
+        .enqueue_command(&id, actor, kind.clone(), reason, now)
+        .await
+        .map_err(ApiError::store)?;
+    // Run a pass now, so the command takes effect before the answer.
+    let report = api.driver.reconcile(&id).await;
+    let after = existing(api, &id).await?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({
+            "command": kind.name(),
+            "seq": queued.seq,
+            "deployment": deployment_json(&after),
+            "errors": report.map(|r| r.errors).unwrap_or_else(|e| vec![e.to_string()]),
+        }),
+    ))
+}
