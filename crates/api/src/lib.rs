@@ -3,4 +3,5 @@
 //! host them; nothing about a request's meaning lives in either host.
 
 pub mod error;
+pub mod ofrep;
 pub mod webhook;

@@ -3,6 +3,7 @@
 //! `main` only parses arguments and hands each command to its module; every command
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
+mod flag_admin;
 mod flags;
 mod ops;
 mod simulate;
@@ -85,7 +86,7 @@ enum Command {
     Abort(ops::CommandArgs),
     /// Put all traffic back on the stable slot now.
     Rollback(ops::CommandArgs),
-    /// Feature flags: evaluate a flag from a Ripcord flag file or an Unleash feature state.
+    /// Feature flags: evaluate, list, change and ramp flags; import Unleash states; API keys.
     Flags {
         #[command(subcommand)]
         command: flags::FlagsCommand,

@@ -194,6 +194,13 @@ fn object(name: &str, definition: &Value) -> Result<Map<String, Value>, EditErro
     }
 }
 
+/// The SHA-256 of an API key in lower-case hex: what a flag store keeps instead of
+/// the key.
+pub fn api_key_sha256(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
 /// How a rollout is written in summaries: `25%`, `12.5%`.
 pub fn format_percent(percent: Percent) -> String {
     format!("{}%", percent.get())
@@ -218,6 +225,14 @@ mod tests {
             updated_at: Timestamp::from_millis(0),
             updated_by: Actor::Schedule,
         }
+    }
+
+    #[test]
+    fn api_keys_hash_as_sha256() {
+        assert_eq!(
+            api_key_sha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
