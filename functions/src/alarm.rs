@@ -74,3 +74,25 @@ pub async fn handle(driver: &Driver<'_>, event: &Value) -> Result<AlarmOutput, A
     }
     Ok(output)
 }
+
+impl AlarmError {
+    /// Whether invoking again with the same event can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, AlarmError::Driver(_))
+    }
+}
+
+/// The error the Lambda runtime reports: its type says whether a retry can help.
+impl From<AlarmError> for lambda_runtime::Diagnostic {
+    fn from(error: AlarmError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: if error.is_retryable() {
+                "Ripcord.Retryable"
+            } else {
+                "Ripcord.BadEvent"
+            }
+            .to_string(),
+            error_message: error.to_string(),
+        }
+    }
+}

@@ -1,6 +1,8 @@
-//! Ripcord's Lambda handlers, written as plain async functions over the core's driver so
-//! that tests call them directly with real event JSON. The binaries only build clients
-//! and hand events to these.
+//! Ripcord's Lambda functions. The handlers are plain async functions over the core's
+//! driver and ports, so that tests call them directly with real event JSON; the
+//! binaries in `src/bin` only build clients (`host`) and hand events to them.
 
 pub mod alarm;
 pub mod controller;
+pub mod host;
+pub mod webhook;

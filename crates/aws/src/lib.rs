@@ -25,10 +25,12 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 pub mod cloudwatch;
 pub mod elb;
+pub mod scheduler;
 pub mod secrets;
 
 pub use cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
 pub use elb::AlbRouter;
+pub use scheduler::{SchedulerWakeUps, WakeUpTarget};
 pub use secrets::{Secret, Secrets};
 
 /// How long one attempt of an AWS call may take.

@@ -23,6 +23,7 @@ use crate::observation::{AlarmReport, HealthReport, SlotMetrics, SmokeReport, Sm
 use crate::ports::{
     AlarmSource, BoxFuture, Clock, Commit, MetricSource, NewDeployment, Notifier, PortError,
     ServiceStatus, SmokeRunner, Store, StoreError, StoredConfig, TargetHealth, TrafficRouter,
+    WakeUps,
 };
 use crate::time::Timestamp;
 
@@ -670,6 +671,62 @@ impl Notifier for MemoryNotifier {
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             locked(&self.sent).push(notification.clone());
+            Ok(())
+        })
+    }
+}
+
+/// The booked wake-ups, one per deployment, as EventBridge Scheduler keeps them.
+#[derive(Debug, Default)]
+pub struct MemoryWakeUps {
+    booked: Mutex<BTreeMap<DeploymentId, Timestamp>>,
+    fail_next: AtomicU32,
+}
+
+impl MemoryWakeUps {
+    /// The deployment's booked wake-up, if any.
+    pub fn booked(&self, id: &DeploymentId) -> Option<Timestamp> {
+        locked(&self.booked).get(id).copied()
+    }
+
+    /// How many deployments have a wake-up booked.
+    pub fn count(&self) -> usize {
+        locked(&self.booked).len()
+    }
+
+    /// Makes the next `n` calls fail with a transient error.
+    pub fn fail_next(&self, n: u32) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    fn failing(&self) -> bool {
+        self.fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+impl WakeUps for MemoryWakeUps {
+    fn book<'a>(
+        &'a self,
+        id: &'a DeploymentId,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            if self.failing() {
+                return Err(PortError::transient("the scheduler is unavailable"));
+            }
+            locked(&self.booked).insert(id.clone(), at);
+            Ok(())
+        })
+    }
+
+    fn cancel<'a>(&'a self, id: &'a DeploymentId) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            if self.failing() {
+                return Err(PortError::transient("the scheduler is unavailable"));
+            }
+            locked(&self.booked).remove(id);
             Ok(())
         })
     }

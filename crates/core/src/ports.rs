@@ -126,6 +126,21 @@ pub trait Notifier: Send + Sync {
     -> BoxFuture<'a, Result<(), PortError>>;
 }
 
+/// Books the next pass of a deployment at the time it is due (the end of a pause, the
+/// next health check, the end of the bake), so that nothing waits for a periodic tick.
+/// A deployment has at most one booking: booking again moves it.
+pub trait WakeUps: Send + Sync {
+    /// Books the deployment's pass at `at`, replacing any earlier booking.
+    fn book<'a>(
+        &'a self,
+        id: &'a DeploymentId,
+        at: Timestamp,
+    ) -> BoxFuture<'a, Result<(), PortError>>;
+
+    /// Removes the deployment's booking; removing none is not an error.
+    fn cancel<'a>(&'a self, id: &'a DeploymentId) -> BoxFuture<'a, Result<(), PortError>>;
+}
+
 /// Tells the time.
 pub trait Clock: Send + Sync {
     /// Now.
