@@ -1,4 +1,4 @@
-//! What the three binaries share: their settings from the environment, the AWS
+//! What the function binaries share: their settings from the environment, the AWS
 //! adapters built once per container, the system clock, a notifier that logs, and how
 //! the Lambda runtime's deadline and timers reach the handlers.
 

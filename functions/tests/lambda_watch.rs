@@ -1,6 +1,7 @@
-//! The three function binaries as Lambda runs them: each polls `cargo lambda watch`'s
+//! The four function binaries as Lambda runs them: each polls `cargo lambda watch`'s
 //! Lambda runtime API, the webhook is called over its Function URL route with a signed
-//! body, and the controller and alarm function through `cargo lambda invoke`, all
+//! body, the flags function over its Function URL route with an API key, and the
+//! controller and alarm function through `cargo lambda invoke`, all
 //! against the local AWS emulator (table, ALB, alarm and schedule group made here),
 //! with the listener's weights read back afterwards.
 //!
@@ -19,13 +20,16 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
 };
 use ripcord_api::webhook::sign;
-use ripcord_aws::DynamoStore;
 use ripcord_aws::scheduler::schedule_name;
-use ripcord_core::ports::{Clock, Store};
+use ripcord_aws::{DynamoFlagStore, DynamoStore};
+use ripcord_core::flags::stored::api_key_sha256;
+use ripcord_core::history::Actor;
+use ripcord_core::ports::{ApiKeyRecord, Clock, FlagRecordKind, FlagStore, FlagWrite, Store};
 use ripcord_functions::host::SystemClock;
 use serde_json::{Value, json};
 
 const SECRET: &str = "the secret CI signs with";
+const FLAGS_KEY: &str = "rcf_the_key_apps_evaluate_flags_with";
 const CONTROLLER_ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:ripcord-controller";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/ripcord-scheduler";
 
@@ -397,6 +401,31 @@ names = ["{alarm}"]
         .put_config(&config, 0, SystemClock.now())
         .await
         .expect("apply the configuration");
+    // A flag on for the pro plan, and the API key apps evaluate it with.
+    let flags = DynamoFlagStore::new(dynamo.clone(), &table);
+    flags
+        .put_flag_record(FlagWrite {
+            kind: FlagRecordKind::Flag,
+            name: "pro-search".into(),
+            expected_version: 0,
+            definition: json!({"name": "pro-search", "enabled": true, "strategies": [
+                {"name": "default", "constraints": [
+                    {"contextName": "plan", "operator": "IN", "values": ["pro"]}]}]}),
+            at: SystemClock.now(),
+            actor: Actor::Cli { user: "ops".into() },
+            summary: "created".into(),
+        })
+        .await
+        .expect("create the flag");
+    flags
+        .create_api_key(ApiKeyRecord {
+            name: "web".into(),
+            sha256: api_key_sha256(FLAGS_KEY),
+            created_at: SystemClock.now(),
+            created_by: Actor::Cli { user: "ops".into() },
+        })
+        .await
+        .expect("create the API key");
 
     // cargo lambda watch's Lambda APIs, and the three binaries polling them.
     let port = free_port();
@@ -435,6 +464,7 @@ names = ["{alarm}"]
             env!("CARGO_BIN_EXE_ripcord-controller"),
         ),
         ("ripcord-alarm", env!("CARGO_BIN_EXE_ripcord-alarm")),
+        ("ripcord-flags", env!("CARGO_BIN_EXE_ripcord-flags")),
     ] {
         processes.0.push(
             Command::new(binary)
@@ -571,4 +601,41 @@ names = ["{alarm}"]
     let after = weights(&elb, &listener).await;
     assert_eq!(weight_on(&after, &blue), 100, "{after:?}");
     assert_eq!(weight_on(&after, &green), 0, "{after:?}");
+
+    // The flags function over its Function URL: the flag for a pro user with the key,
+    // then a 401 without one.
+    let flag_url = "/lambda-url/ripcord-flags/ofrep/v1/evaluate/flags/pro-search";
+    let context = json!({"context": {"targetingKey": "user-42", "plan": "pro"}}).to_string();
+    let (status, answer) = http(
+        port,
+        "POST",
+        flag_url,
+        &[
+            ("Content-Type", "application/json".to_string()),
+            ("Authorization", format!("Bearer {FLAGS_KEY}")),
+        ],
+        context.as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
+    assert_eq!(answer["key"], "pro-search", "{answer}");
+    assert_eq!(answer["value"], true, "{answer}");
+    assert_eq!(answer["reason"], "TARGETING_MATCH", "{answer}");
+    let (status, refusal) = http(
+        port,
+        "POST",
+        flag_url,
+        &[
+            ("Content-Type", "application/json".to_string()),
+            ("Authorization", "Bearer rcf_not_a_key".to_string()),
+        ],
+        context.as_bytes(),
+    );
+    assert_eq!(status, 401, "{refusal}");
+    let refusal: Value = serde_json::from_str(&refusal).expect("a JSON error");
+    assert!(
+        refusal["error"].is_string() && refusal["message"].is_string(),
+        "{refusal}"
+    );
+    assert!(!refusal.to_string().contains(FLAGS_KEY), "{refusal}");
 }

@@ -4,4 +4,5 @@
 
 pub mod control;
 pub mod error;
+pub mod ofrep;
 pub mod webhook;

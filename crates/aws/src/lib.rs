@@ -5,13 +5,15 @@
 //! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, which is how tests point
 //! everything at a local emulator), together with Ripcord's timeouts and retries.
 //!
-//! `dynamo` holds the store; `errors` turns any SDK client's failure into the core's
+//! `dynamo` holds the store and `flag_store` the flag store on the same table; `errors` turns any SDK client's failure into the core's
 //! `PortError`, which every adapter shares.
 
 pub mod dynamo;
 pub mod errors;
+pub mod flag_store;
 
 pub use dynamo::DynamoStore;
+pub use flag_store::DynamoFlagStore;
 pub mod providers;
 pub use providers::{AwsProviders, SmokeChecksElsewhere};
 

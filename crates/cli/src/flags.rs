@@ -1,6 +1,7 @@
 //! `ripcord flags`: feature flags from the command line. `ripcord flags eval` reads a
 //! Ripcord flag file or an Unleash feature state (the format is detected) and
-//! evaluates one flag for a context, as an Unleash SDK would.
+//! evaluates one flag for a context, as an Unleash SDK would. The other subcommands
+//! read and change the flags stored in the table (module `flag_admin`).
 
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
@@ -14,13 +15,101 @@ use ripcord_core::flags::{
 use ripcord_core::time::Timestamp;
 use serde::Serialize;
 
+use crate::ops::TableArg;
 use crate::validate::render_problem;
+use ripcord_aws::DynamoFlagStore;
+use ripcord_core::ports::FlagStore;
 
 /// The `ripcord flags` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum FlagsCommand {
     /// Evaluate one flag for a context: is it on, and which variant does the context get.
     Eval(EvalArgs),
+    /// List the stored flags: switch, rollout, version, last change.
+    List {
+        #[command(flatten)]
+        table: TableArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a stored flag's definition and every change made to it.
+    Get {
+        /// The flag's name.
+        flag: String,
+        #[command(flatten)]
+        table: TableArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a flag's definition with an Unleash feature (JSON object), or with the
+    /// feature of that name in an Unleash feature state; `-` reads standard input.
+    Set {
+        /// The flag's name.
+        flag: String,
+        /// The JSON file.
+        #[arg(long = "from", value_name = "FILE")]
+        from: PathBuf,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Turn a flag on (its strategies decide for whom).
+    Enable {
+        /// The flag's name.
+        flag: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Turn a flag off for everyone: the kill switch.
+    Disable {
+        /// The flag's name.
+        flag: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Set the rollout of a flag's flexibleRollout strategies; creates the flag if absent.
+    Rollout {
+        /// The flag's name.
+        flag: String,
+        /// Percent of contexts, 0 to 100.
+        percent: u32,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// Import every feature and segment of an Unleash feature state.
+    Import {
+        /// The state as served by Unleash's GET /api/client/features.
+        #[arg(long, value_name = "FILE")]
+        unleash: PathBuf,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// API keys for flag evaluation over OFREP.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// The `ripcord flags keys` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it, once; only its SHA-256 is stored.
+    Create {
+        /// A name for the key, e.g. the application that will use it.
+        name: String,
+        #[command(flatten)]
+        table: TableArg,
+    },
+    /// List the keys' names (never the keys).
+    List {
+        #[command(flatten)]
+        table: TableArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `ripcord flags eval` arguments.
@@ -47,9 +136,61 @@ pub struct EvalArgs {
 
 /// Runs a `ripcord flags` subcommand.
 pub fn run(command: &FlagsCommand) -> anyhow::Result<ExitCode> {
+    use crate::flag_admin as admin;
+    let now = now();
     match command {
         FlagsCommand::Eval(args) => eval(args),
+        FlagsCommand::List { table, json } => {
+            on_table(table, async |s| admin::list(s, *json).await)
+        }
+        FlagsCommand::Get { flag, table, json } => {
+            on_table(table, async |s| admin::get(s, flag, *json).await)
+        }
+        FlagsCommand::Set { flag, from, table } => {
+            on_table(table, async |s| admin::set(s, flag, from, now).await)
+        }
+        FlagsCommand::Enable { flag, table } => {
+            on_table(table, async |s| admin::switch(s, flag, true, now).await)
+        }
+        FlagsCommand::Disable { flag, table } => {
+            on_table(table, async |s| admin::switch(s, flag, false, now).await)
+        }
+        FlagsCommand::Rollout {
+            flag,
+            percent,
+            table,
+        } => on_table(table, async |s| {
+            admin::set_rollout(s, flag, *percent, now).await
+        }),
+        FlagsCommand::Import { unleash, table } => {
+            on_table(table, async |s| admin::import(s, unleash, now).await)
+        }
+        FlagsCommand::Keys {
+            command: KeysCommand::Create { name, table },
+        } => on_table(table, async |s| admin::create_key(s, name, now).await),
+        FlagsCommand::Keys {
+            command: KeysCommand::List { table, json },
+        } => on_table(table, async |s| admin::list_keys(s, *json).await),
     }
+}
+
+/// Runs `work` on the flag store in the DynamoDB table and prints what it returns.
+fn on_table(
+    table: &TableArg,
+    work: impl AsyncFnOnce(&dyn FlagStore) -> anyhow::Result<String>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let out = runtime.block_on(async {
+        let config = ripcord_aws::sdk_config().await;
+        let store =
+            DynamoFlagStore::new(aws_sdk_dynamodb::Client::new(&config), table.table.clone());
+        work(&store).await
+    })?;
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What `--json` prints, in this key order.

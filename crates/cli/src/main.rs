@@ -5,6 +5,7 @@
 
 mod discord;
 mod demo;
+mod flag_admin;
 mod flags;
 mod local_client;
 mod ops;
@@ -98,7 +99,7 @@ enum Command {
     Up(up::Args),
     /// Play a canary that is promoted and a bad release that an alarm rolls back, locally.
     Demo(demo::Args),
-    /// Feature flags: evaluate a flag from a Ripcord flag file or an Unleash feature state.
+    /// Feature flags: evaluate, list, change and ramp flags; import Unleash states; API keys.
     Flags {
         #[command(subcommand)]
         command: flags::FlagsCommand,

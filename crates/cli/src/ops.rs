@@ -559,8 +559,21 @@ pub fn run_command(
         );
         let queued = command(&store, &id, kind, args.reason.clone(), now()).await?;
         println!("{queued}");
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let flags = ripcord_core::flag_ramp::FlagRouter::new(
+            std::sync::Arc::new(ripcord_aws::DynamoFlagStore::new(
+                client.clone(),
+                args.table.table.clone(),
+            )),
+            std::sync::Arc::new(ripcord_aws::DynamoStore::new(
+                client,
+                args.table.table.clone(),
+            )),
+            std::sync::Arc::new(SystemClock),
+        );
         let providers =
-            ripcord_aws::AwsProviders::new(&config, Box::new(ripcord_aws::SmokeChecksElsewhere));
+            ripcord_aws::AwsProviders::new(&config, Box::new(ripcord_aws::SmokeChecksElsewhere))
+                .with_flag_router(flags);
         let driver = ripcord_core::driver::Driver {
             providers: &providers,
             store: &store,

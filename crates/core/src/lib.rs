@@ -11,6 +11,7 @@ pub mod domain;
 pub mod dora;
 pub mod driver;
 pub mod engine;
+pub mod flag_ramp;
 pub mod flags;
 pub mod history;
 pub mod judge;
@@ -19,6 +20,8 @@ pub mod ports;
 pub mod replay;
 pub mod time;
 
+#[cfg(feature = "testing")]
+pub mod flag_store_contract;
 #[cfg(feature = "testing")]
 pub mod memory;
 #[cfg(feature = "testing")]

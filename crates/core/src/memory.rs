@@ -27,6 +27,10 @@ use crate::ports::{
 };
 use crate::time::Timestamp;
 
+mod flag_store;
+
+pub use flag_store::MemoryFlagStore;
+
 /// Runs a future to completion on the current thread. The in-memory ports never wait
 /// on anything outside the process, so polling in a loop is enough.
 pub fn block_on<F: Future>(future: F) -> F::Output {

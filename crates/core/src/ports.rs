@@ -307,3 +307,143 @@ pub trait Store: Send + Sync {
         expires_at: Timestamp,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
 }
+
+/// What a flag record holds: a flag, or a segment that flags' strategies share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagRecordKind {
+    /// A feature flag, named by its flag name.
+    Flag,
+    /// A segment, named by its id.
+    Segment,
+}
+
+impl FlagRecordKind {
+    /// The kind as it is written in stores and messages: `flag` or `segment`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagRecordKind::Flag => "flag",
+            FlagRecordKind::Segment => "segment",
+        }
+    }
+}
+
+/// A flag or a segment as stored: its definition in Unleash's JSON form (one element
+/// of the `features` or `segments` array of `GET /api/client/features`), and the
+/// version that conditional writes check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagRecord {
+    /// Flag or segment.
+    pub kind: FlagRecordKind,
+    /// The flag's name, or the segment's id.
+    pub name: String,
+    /// From 1, raised by one on every change.
+    pub version: u64,
+    /// The definition, in Unleash's JSON form.
+    pub definition: serde_json::Value,
+    /// When the version was written.
+    pub updated_at: Timestamp,
+    /// Who wrote it.
+    pub updated_by: Actor,
+}
+
+/// One change to a flag or a segment, kept in its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagChange {
+    /// The record as it was after the change.
+    pub record: FlagRecord,
+    /// What changed, for a person: `rollout 10% → 50%`, `disabled`, ...
+    pub summary: String,
+}
+
+/// A write of the next version of a flag or a segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagWrite {
+    /// Flag or segment.
+    pub kind: FlagRecordKind,
+    /// The flag's name, or the segment's id.
+    pub name: String,
+    /// The version the change was based on; 0 when the record must not exist yet.
+    pub expected_version: u64,
+    /// The new definition, in Unleash's JSON form.
+    pub definition: serde_json::Value,
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: Actor,
+    /// What changed, for a person.
+    pub summary: String,
+}
+
+/// An API key for flag evaluation, as stored: never the key, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// The key's name, unique, chosen by whoever created it.
+    pub name: String,
+    /// The SHA-256 of the key, in lower-case hex.
+    pub sha256: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Who created it.
+    pub created_by: Actor,
+}
+
+/// Why a flag store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagStoreError {
+    /// The record changed since it was read (or exists when it should not): re-read it
+    /// and apply the change again.
+    #[error(
+        "{} {name} changed since it was read (version {expected} is stale); read it again and retry",
+        kind.as_str()
+    )]
+    Conflict {
+        /// Flag or segment.
+        kind: FlagRecordKind,
+        /// Its name.
+        name: String,
+        /// The stale version.
+        expected: u64,
+    },
+    /// An API key of that name exists already.
+    #[error("an API key named {0} exists already; choose another name")]
+    KeyExists(String),
+    /// The store could not be reached or refused the request.
+    #[error(transparent)]
+    Unavailable(#[from] PortError),
+}
+
+/// Durable feature flags: flags and segments, each versioned with conditional writes
+/// and every change kept with who made it and when; and the hashed API keys that
+/// flag evaluation accepts.
+pub trait FlagStore: Send + Sync {
+    /// Every flag and segment, segments first, then by name.
+    fn flag_records(&self) -> BoxFuture<'_, Result<Vec<FlagRecord>, FlagStoreError>>;
+
+    /// One flag or segment.
+    fn flag_record<'a>(
+        &'a self,
+        kind: FlagRecordKind,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<FlagRecord>, FlagStoreError>>;
+
+    /// Writes the next version, and its change, at once if the stored version is still
+    /// `expected_version` (0: absent); otherwise fails with `Conflict`, writing nothing.
+    fn put_flag_record(
+        &self,
+        write: FlagWrite,
+    ) -> BoxFuture<'_, Result<FlagRecord, FlagStoreError>>;
+
+    /// Every change of a flag or segment, oldest first.
+    fn flag_changes<'a>(
+        &'a self,
+        kind: FlagRecordKind,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<FlagChange>, FlagStoreError>>;
+
+    /// Stores a new API key; fails with `KeyExists` if the name is taken.
+    fn create_api_key(&self, key: ApiKeyRecord) -> BoxFuture<'_, Result<(), FlagStoreError>>;
+
+    /// Every API key, by name.
+    fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, FlagStoreError>>;
+}

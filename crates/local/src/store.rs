@@ -5,7 +5,8 @@
 //! Each record is stored whole as JSON, in the serde form the core defines, next to
 //! the few columns that lookups and constraints need: a deployment's service,
 //! revision, active flag and creation time; an event's or a command's sequence number.
-//! Every write whose parts must land together runs in one `BEGIN IMMEDIATE`
+//! The same file keeps feature flags (module `flags`: `FlagStore` on tables of its
+//! own). Every write whose parts must land together runs in one `BEGIN IMMEDIATE`
 //! transaction. It takes the file's write lock before it reads anything, so a revision
 //! check and the write that depends on it cannot be split by another writer, whether
 //! that writer is a connection in this process or in another one.
@@ -35,6 +36,8 @@ use ripcord_core::ports::{
     BoxFuture, Commit, NewDeployment, PortError, ServiceStatus, Store, StoreError, StoredConfig,
 };
 use ripcord_core::time::Timestamp;
+
+mod flags;
 
 /// How long a call waits for another connection to release the file's write lock
 /// before it fails with a transient error.
@@ -91,6 +94,29 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX idempotency_by_expires_at ON idempotency (expires_at);
+    ",
+    // Version 2: feature flags and segments, their changes, and hashed API keys.
+    "
+    CREATE TABLE flag_records (
+        kind    TEXT    NOT NULL CHECK (kind IN ('flag', 'segment')),
+        name    TEXT    NOT NULL,
+        version INTEGER NOT NULL,
+        doc     TEXT    NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE flag_changes (
+        kind    TEXT    NOT NULL,
+        name    TEXT    NOT NULL,
+        version INTEGER NOT NULL,
+        doc     TEXT    NOT NULL,
+        PRIMARY KEY (kind, name, version)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE api_keys (
+        name TEXT PRIMARY KEY,
+        doc  TEXT NOT NULL
+    ) STRICT;
     ",
 ];
 

@@ -599,3 +599,20 @@ fn a_write_lock_held_elsewhere_is_a_transient_error_and_writes_nothing() {
     let stored = block_on(store.put_config("# free", 0, T0)).expect("the lock is free");
     assert_eq!(stored.version, 1, "the refused write left nothing behind");
 }
+
+#[test]
+fn a_store_file_keeps_the_flag_store_contract() {
+    let file = TempFile::new("flag-contract");
+    block_on(ripcord_core::flag_store_contract::check_all(
+        &file.open(),
+        "sqlite",
+    ));
+    // What was written is there after the file is opened again.
+    let reopened = file.open();
+    let records = block_on(ripcord_core::ports::FlagStore::flag_records(&reopened)).unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.name == "sqlite-versioned" && r.version == 2)
+    );
+}

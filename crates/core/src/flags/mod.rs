@@ -9,6 +9,8 @@
 //! - `murmur`: MurmurHash3 and Unleash's bucketing.
 //! - `unleash`: Unleash's feature state JSON (`GET /api/client/features`).
 //! - `file`: Ripcord's own flag file (TOML).
+//! - `stored`: flags as a flag store keeps them (Unleash JSON), their edits, and the
+//!   flag set read back from them.
 //!
 //! [`parse_flags`] reads either format, telling them apart by their first character.
 //! Like the rest of the core, nothing here reads a clock, a file or the network.
@@ -22,6 +24,7 @@ pub mod murmur;
 mod network;
 mod regex;
 mod semver;
+pub mod stored;
 pub mod unleash;
 
 use std::collections::BTreeMap;

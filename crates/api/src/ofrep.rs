@@ -1,0 +1,497 @@
+//! Feature-flag evaluation over OpenFeature's Remote Evaluation Protocol (OFREP):
+//! `POST /ofrep/v1/evaluate/flags/{key}` evaluates one flag and
+//! `POST /ofrep/v1/evaluate/flags` every flag, for the context in the body
+//! (`{"context": {"targetingKey": "user-42", ...}}`).
+//!
+//! - **Keys.** A request carries an API key as `Authorization: Bearer <key>` or
+//!   `X-API-Key: <key>`. The flag store keeps only each key's SHA-256; the key's hash
+//!   is compared with every stored one in constant time. A missing or unknown key gets
+//!   401 and nothing is evaluated.
+//! - **Cache.** Flags, segments and key hashes are read from the flag store at most
+//!   once per refresh interval ([`DEFAULT_REFRESH`]) and evaluated from memory, so a
+//!   request does not read the store. When the store cannot be read, the last good
+//!   copy is served and the next request tries again.
+//! - **Context.** `targetingKey` is Unleash's `userId`; `userId`, `sessionId`,
+//!   `remoteAddress`, `environment`, `appName` and `currentTime` are Unleash's own
+//!   fields; every other attribute is a property (strings, numbers and booleans).
+//!   `currentTime` defaults to the time of the request.
+//! - **Results.** A flag without variants gives a boolean `value` (variant `on` or
+//!   `off`); a flag with variants gives the variant's payload (a `number` payload as a
+//!   number, `json` as JSON, anything else as a string; the variant's name when it has
+//!   none). `reason` is `DISABLED` (the switch is off), `DEFAULT` (off for this
+//!   context), `TARGETING_MATCH` (on) or `SPLIT` (on, with a variant).
+//! - **Errors** are OFREP's: 400 with `errorCode` `PARSE_ERROR` (the body is not a JSON
+//!   object with an object `context`), `INVALID_CONTEXT` (an attribute that is not a
+//!   string, number or boolean, or a bad `currentTime`) or `TARGETING_KEY_MISSING` (the
+//!   flag buckets by user id and none was given); 404 `FLAG_NOT_FOUND`; 500 `GENERAL`.
+//!   Each error body also carries Ripcord's `error` and `message`, so that it reads like
+//!   every other Ripcord error.
+//! - **ETag.** The bulk answer carries an `ETag` (a hash of its body); a request whose
+//!   `If-None-Match` names it gets 304 with no body.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use ripcord_core::flags::stored::flag_set;
+use ripcord_core::flags::{
+    Context, Evaluation, Flag, FlagSet, SeededRandom, Stickiness, StrategyKind,
+};
+use ripcord_core::ports::{FlagStore, FlagStoreError};
+use ripcord_core::time::Timestamp;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, json_response};
+
+/// How often flags and keys are read again from the store.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
+
+/// The largest body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// The path of the bulk evaluation; a single flag is at `{BULK_PATH}/{key}`.
+pub const BULK_PATH: &str = "/ofrep/v1/evaluate/flags";
+
+/// What one copy of the store holds, ready to evaluate.
+struct Snapshot {
+    /// The flags, or why the stored ones could not be read.
+    flags: Result<FlagSet, String>,
+    /// The SHA-256 of every API key.
+    keys: Vec<[u8; 32]>,
+    /// When it was read.
+    loaded_at: Timestamp,
+}
+
+/// The OFREP endpoint: the flag store, the in-memory copy of it, and the randomness
+/// for random rollouts.
+pub struct Ofrep {
+    store: Arc<dyn FlagStore>,
+    refresh: Duration,
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    refreshing: AtomicBool,
+    random: AtomicU64,
+}
+
+impl Ofrep {
+    /// An endpoint over `store`, reading it again every `refresh`; `seed` starts the
+    /// random draws of random rollouts (the host passes one from the system).
+    pub fn new(store: Arc<dyn FlagStore>, refresh: Duration, seed: u64) -> Self {
+        Self {
+            store,
+            refresh,
+            snapshot: RwLock::new(None),
+            refreshing: AtomicBool::new(false),
+            random: AtomicU64::new(seed),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    async fn load(&self, now: Timestamp) -> Result<Arc<Snapshot>, FlagStoreError> {
+        let records = self.store.flag_records().await?;
+        let keys = self.store.api_keys().await?;
+        let snapshot = Arc::new(Snapshot {
+            flags: flag_set(&records).map_err(|e| e.to_string()),
+            keys: keys
+                .iter()
+                .filter_map(|k| hex::decode(&k.sha256).ok())
+                .filter_map(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .collect(),
+            loaded_at: now,
+        });
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// The copy to answer from: the current one while it is fresh; otherwise one
+    /// request reads the store again while the others go on with the current copy.
+    async fn snapshot(&self, now: Timestamp) -> Result<Arc<Snapshot>, ApiError> {
+        let current = self.current();
+        if let Some(snapshot) = &current
+            && now.since(snapshot.loaded_at) < self.refresh
+        {
+            return Ok(snapshot.clone());
+        }
+        let first = self
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if !first && let Some(snapshot) = current.clone() {
+            return Ok(snapshot);
+        }
+        let loaded = self.load(now).await;
+        if first {
+            self.refreshing.store(false, Ordering::Release);
+        }
+        match (loaded, current) {
+            (Ok(snapshot), _) => Ok(snapshot),
+            // The store is unreachable: keep serving the last good copy.
+            (Err(_), Some(snapshot)) => Ok(snapshot),
+            (Err(error), None) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the flag store cannot be read ({error}); retry shortly"),
+            )),
+        }
+    }
+
+    /// Answers one OFREP request received at `now`.
+    pub async fn handle(&self, request: Request<Vec<u8>>, now: Timestamp) -> Response<String> {
+        match self.handle_inner(request, now).await {
+            Ok(response) | Err(response) => response,
+        }
+    }
+
+    async fn handle_inner(
+        &self,
+        request: Request<Vec<u8>>,
+        now: Timestamp,
+    ) -> Result<Response<String>, Response<String>> {
+        let path = request.uri().path();
+        let target = if path == BULK_PATH {
+            None
+        } else if let Some(key) = path
+            .strip_prefix(BULK_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|key| !key.is_empty() && !key.contains('/'))
+        {
+            Some(percent_decode(key))
+        } else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such endpoint: use POST {BULK_PATH} or POST {BULK_PATH}/{{key}}"),
+            )
+            .into_response());
+        };
+        if request.method() != Method::POST {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("use POST {path}"),
+            )
+            .into_response());
+        }
+        if request.body().len() > MAX_BODY {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body is {} bytes; the limit is {MAX_BODY} bytes",
+                    request.body().len()
+                ),
+            )
+            .into_response());
+        }
+        let snapshot = self.snapshot(now).await.map_err(ApiError::into_response)?;
+        authorize(request.headers(), &snapshot.keys).map_err(ApiError::into_response)?;
+        let flags = snapshot.flags.as_ref().map_err(|reason| {
+            ofrep_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                target.as_deref(),
+                "GENERAL",
+                format!(
+                    "the stored flags cannot be read: {reason}; fix them with `ripcord flags set`"
+                ),
+            )
+        })?;
+        let context = read_context(request.body(), now).map_err(|(code, details)| {
+            ofrep_error(StatusCode::BAD_REQUEST, target.as_deref(), code, details)
+        })?;
+        let seed = self
+            .random
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        let mut random = SeededRandom::new(seed);
+        match target {
+            Some(key) => {
+                let Some(flag) = flags.flag(&key) else {
+                    return Err(ofrep_error(
+                        StatusCode::NOT_FOUND,
+                        Some(&key),
+                        "FLAG_NOT_FOUND",
+                        format!("there is no flag {key:?}; `ripcord flags list` shows the flags"),
+                    ));
+                };
+                let result = evaluate(flags, flag, &context.unleash, context.has_user, &mut random)
+                    .map_err(|details| {
+                        ofrep_error(
+                            StatusCode::BAD_REQUEST,
+                            Some(&key),
+                            "TARGETING_KEY_MISSING",
+                            details,
+                        )
+                    })?;
+                Ok(json_response(StatusCode::OK, &result))
+            }
+            None => {
+                let results: Vec<Value> = flags
+                    .flags()
+                    .map(|flag| {
+                        evaluate(flags, flag, &context.unleash, context.has_user, &mut random)
+                            .unwrap_or_else(|details| {
+                                json!({
+                                    "key": flag.name,
+                                    "errorCode": "TARGETING_KEY_MISSING",
+                                    "errorDetails": details,
+                                })
+                            })
+                    })
+                    .collect();
+                let body = json!({ "flags": results }).to_string();
+                let etag = format!(
+                    "\"{}\"",
+                    &hex::encode(Sha256::digest(body.as_bytes()))[..32]
+                );
+                let builder = Response::builder().header(header::ETAG, &etag);
+                if if_none_match(request.headers(), &etag) {
+                    return Ok(builder
+                        .status(StatusCode::NOT_MODIFIED)
+                        .body(String::new())
+                        .expect("a status and an ETag make a valid response"));
+                }
+                Ok(builder
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .expect("a status and headers make a valid response"))
+            }
+        }
+    }
+}
+
+/// An OFREP error: OFREP's `key`, `errorCode` and `errorDetails`, with Ripcord's
+/// `error` and `message` alongside.
+fn ofrep_error(
+    status: StatusCode,
+    key: Option<&str>,
+    code: &'static str,
+    details: String,
+) -> Response<String> {
+    let mut body = json!({
+        "errorCode": code,
+        "errorDetails": details,
+        "error": code.to_ascii_lowercase(),
+        "message": details,
+    });
+    if let Some(key) = key {
+        body["key"] = Value::String(key.to_string());
+    }
+    json_response(status, &body)
+}
+
+/// Checks the API key against every stored hash, in constant time.
+fn authorize(headers: &HeaderMap, keys: &[[u8; 32]]) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|key| !key.is_empty());
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`; `ripcord flags keys create NAME` makes one",
+        ));
+    };
+    let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let mut matched = 0u8;
+    for key in keys {
+        matched |= constant_time_eq(&hash, key);
+    }
+    if matched == 1 {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the API key is not known: check it, or create one with `ripcord flags keys create NAME`",
+        ))
+    }
+}
+
+/// 1 when equal, 0 otherwise, looking at every byte whatever the first difference.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> u8 {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // 1 when difference is 0: (0 - 1) >> 8 has the low bit set only then.
+    ((u16::from(difference).wrapping_sub(1) >> 8) & 1) as u8
+}
+
+/// Whether `If-None-Match` names this ETag (or is `*`); weak tags match too.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
+
+/// The evaluation context: Unleash's, and whether it names a user.
+struct RequestContext {
+    unleash: Context,
+    has_user: bool,
+}
+
+/// The Unleash fields an OFREP context may set directly.
+const UNLEASH_FIELDS: [&str; 6] = [
+    "userId",
+    "sessionId",
+    "remoteAddress",
+    "environment",
+    "appName",
+    "currentTime",
+];
+
+fn read_context(body: &[u8], now: Timestamp) -> Result<RequestContext, (&'static str, String)> {
+    let parse = |details: String| ("PARSE_ERROR", details);
+    let document: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            parse(format!(
+                "the body is not JSON ({e}); send {{\"context\": {{\"targetingKey\": \"...\"}}}}"
+            ))
+        })?
+    };
+    let Value::Object(document) = document else {
+        return Err(parse(
+            "the body must be a JSON object such as {\"context\": {\"targetingKey\": \"user-42\"}}"
+                .into(),
+        ));
+    };
+    let context = match document.get("context") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(context)) => context.clone(),
+        Some(_) => return Err(parse("\"context\" must be a JSON object".into())),
+    };
+    let invalid = |details: String| ("INVALID_CONTEXT", details);
+    let mut unleash = Map::new();
+    let mut properties = Map::new();
+    for (name, value) in &context {
+        match name.as_str() {
+            "targetingKey" => {
+                if !context.contains_key("userId") {
+                    unleash.insert("userId".into(), value.clone());
+                }
+            }
+            "properties" => match value {
+                Value::Object(inner) => properties.extend(inner.clone()),
+                _ => {
+                    return Err(invalid(
+                        "context attribute \"properties\" must be an object".into(),
+                    ));
+                }
+            },
+            field if UNLEASH_FIELDS.contains(&field) => {
+                unleash.insert(name.clone(), value.clone());
+            }
+            _ => {
+                properties.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    if !properties.is_empty() {
+        unleash.insert("properties".into(), Value::Object(properties));
+    }
+    let mut unleash = Context::from_json(&Value::Object(unleash))
+        .map_err(|e| invalid(e.to_string().replace("properties.", "")))?;
+    if unleash.current_time.is_none() {
+        unleash.current_time = Some(now);
+    }
+    let has_user = unleash.field("userId").is_some();
+    Ok(RequestContext { unleash, has_user })
+}
+
+/// Whether a flag's answer depends on the user id, so that asking without one is an
+/// error rather than a silent "off".
+fn needs_user(flag: &Flag) -> bool {
+    flag.enabled
+        && flag.strategies.iter().any(|strategy| match &strategy.kind {
+            StrategyKind::UserWithId { .. } | StrategyKind::GradualRolloutUserId { .. } => true,
+            StrategyKind::FlexibleRollout { stickiness, .. } => {
+                *stickiness == Stickiness::Field("userId".into())
+            }
+            _ => false,
+        })
+}
+
+/// One flag's OFREP answer, or why the context cannot be evaluated.
+fn evaluate(
+    flags: &FlagSet,
+    flag: &Flag,
+    context: &Context,
+    has_user: bool,
+    random: &mut SeededRandom,
+) -> Result<Value, String> {
+    if !has_user && needs_user(flag) {
+        return Err(format!(
+            "flag {:?} is targeted by user id: send the user's id as \"targetingKey\"",
+            flag.name
+        ));
+    }
+    let Evaluation { enabled, variant } = flags
+        .evaluate(&flag.name, context, random)
+        .unwrap_or_else(Evaluation::off);
+    let (value, variant_name, reason) = if !flag.enabled {
+        (Value::Bool(false), "off".to_string(), "DISABLED")
+    } else if !enabled {
+        (Value::Bool(false), "off".to_string(), "DEFAULT")
+    } else if variant.enabled {
+        let value = match &variant.payload {
+            Some(payload) => match payload.kind.as_str() {
+                "number" => serde_json::from_str::<serde_json::Number>(payload.value.trim())
+                    .map_or_else(|_| Value::String(payload.value.clone()), Value::Number),
+                "json" => serde_json::from_str(&payload.value)
+                    .unwrap_or_else(|_| Value::String(payload.value.clone())),
+                _ => Value::String(payload.value.clone()),
+            },
+            None => Value::String(variant.name.clone()),
+        };
+        (value, variant.name.clone(), "SPLIT")
+    } else {
+        (Value::Bool(true), "on".to_string(), "TARGETING_MATCH")
+    };
+    Ok(json!({
+        "key": flag.name,
+        "value": value,
+        "reason": reason,
+        "variant": variant_name,
+        "metadata": {},
+    }))
+}
+
+/// Decodes `%XX` escapes in a path segment; anything malformed stays as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(high), Some(low)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((high * 16 + low) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
