@@ -7,8 +7,8 @@
 //! invocation without holding the deferral past Discord's three seconds. It is spawned
 //! on the runtime instead, as every host of the handler does, and runs while the
 //! container is active; Lambda may freeze the container between invocations, in which
-//! case it resumes with the next one. The command itself is queued in the store before
-//! the handler defers, so a pass of the controller applies it even if the follow-up
+//! case it resumes with the next one. A command is queued in the store before its
+//! pass, and the controller's next pass applies a queued command even if the follow-up
 //! message is never sent.
 
 use http::{Request, Response};
