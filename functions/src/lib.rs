@@ -5,4 +5,5 @@
 pub mod alarm;
 pub mod controller;
 pub mod host;
+pub mod interactions;
 pub mod webhook;

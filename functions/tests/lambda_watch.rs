@@ -1,6 +1,7 @@
 //! The four function binaries as Lambda runs them: each polls `cargo lambda watch`'s
 //! Lambda runtime API, the webhook is called over its Function URL route with a signed
-//! body, the flags function over its Function URL route with an API key, and the
+//! body, the flags function over its Function URL route with an API key, the
+//! interactions function over its own with a PING signed with Ed25519, and the
 //! controller and alarm function through `cargo lambda invoke`, all
 //! against the local AWS emulator (table, ALB, alarm and schedule group made here),
 //! with the listener's weights read back afterwards.
@@ -19,6 +20,7 @@ use std::time::Duration;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetDescription, TargetGroupTuple,
 };
+use ed25519_dalek::{Signer, SigningKey};
 use ripcord_api::webhook::sign;
 use ripcord_aws::scheduler::schedule_name;
 use ripcord_aws::{DynamoFlagStore, DynamoStore};
@@ -427,7 +429,10 @@ names = ["{alarm}"]
         .await
         .expect("create the API key");
 
-    // cargo lambda watch's Lambda APIs, and the three binaries polling them.
+    // The Discord application's key pair; the function gets the public half.
+    let discord_key = SigningKey::from_bytes(&[7; 32]);
+
+    // cargo lambda watch's Lambda APIs, and the four binaries polling them.
     let port = free_port();
     let mut processes = Processes(Vec::new());
     processes.0.push(
@@ -465,6 +470,10 @@ names = ["{alarm}"]
         ),
         ("ripcord-alarm", env!("CARGO_BIN_EXE_ripcord-alarm")),
         ("ripcord-flags", env!("CARGO_BIN_EXE_ripcord-flags")),
+        (
+            "ripcord-interactions",
+            env!("CARGO_BIN_EXE_ripcord-interactions"),
+        ),
     ] {
         processes.0.push(
             Command::new(binary)
@@ -480,6 +489,15 @@ names = ["{alarm}"]
                 .env("RIPCORD_TABLE", &table)
                 .env("RIPCORD_WEBHOOK_SECRET", SECRET)
                 .env_remove("RIPCORD_WEBHOOK_SECRET_PARAM")
+                .env(
+                    "RIPCORD_DISCORD_PUBLIC_KEY",
+                    hex::encode(discord_key.verifying_key().as_bytes()),
+                )
+                .env_remove("RIPCORD_DISCORD_PUBLIC_KEY_PARAM")
+                .env("RIPCORD_DISCORD_APPLICATION_ID", "1234567890123456789")
+                .env_remove("RIPCORD_DISCORD_APPLICATION_ID_PARAM")
+                .env("RIPCORD_DISCORD_BOT_TOKEN", "a bot token")
+                .env_remove("RIPCORD_DISCORD_BOT_TOKEN_PARAM")
                 .env("RIPCORD_SCHEDULE_GROUP", &group)
                 .env("RIPCORD_CONTROLLER_ARN", CONTROLLER_ARN)
                 .env("RIPCORD_SCHEDULER_ROLE_ARN", ROLE_ARN)
@@ -557,6 +575,48 @@ names = ["{alarm}"]
         url,
         &signed(sign(b"not the secret", body.as_bytes()), "delivery-2"),
         body.as_bytes(),
+    );
+    assert_eq!(status, 401, "{refusal}");
+    let refusal: Value = serde_json::from_str(&refusal).expect("a JSON error");
+    assert!(
+        refusal["error"].is_string() && refusal["message"].is_string(),
+        "{refusal}"
+    );
+
+    // Discord's PING over the interactions function's URL, signed with the
+    // application's key: a PONG. Signed with another key: 401 and a JSON error.
+    let ping =
+        br#"{"type":1,"id":"1","application_id":"1234567890123456789","token":"t","version":1}"#;
+    let timestamp = (SystemClock.now().as_millis() / 1000).to_string();
+    let discord_signed = |key: &SigningKey| {
+        let mut message = timestamp.as_bytes().to_vec();
+        message.extend_from_slice(ping);
+        vec![
+            ("Content-Type", "application/json".to_string()),
+            (
+                "X-Signature-Ed25519",
+                hex::encode(key.sign(&message).to_bytes()),
+            ),
+            ("X-Signature-Timestamp", timestamp.clone()),
+        ]
+    };
+    let interactions = "/lambda-url/ripcord-interactions/";
+    let (status, pong) = http(
+        port,
+        "POST",
+        interactions,
+        &discord_signed(&discord_key),
+        ping,
+    );
+    assert_eq!(status, 200, "{pong}");
+    let pong: Value = serde_json::from_str(&pong).expect("a JSON answer");
+    assert_eq!(pong["type"], 1, "{pong}");
+    let (status, refusal) = http(
+        port,
+        "POST",
+        interactions,
+        &discord_signed(&SigningKey::from_bytes(&[8; 32])),
+        ping,
     );
     assert_eq!(status, 401, "{refusal}");
     let refusal: Value = serde_json::from_str(&refusal).expect("a JSON error");
