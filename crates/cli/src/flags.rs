@@ -179,14 +179,21 @@ fn on_table(
     table: &TableArg,
     work: impl AsyncFnOnce(&dyn FlagStore) -> anyhow::Result<String>,
 ) -> anyhow::Result<ExitCode> {
+    if table.local.is_some() {
+        anyhow::bail!(
+            "stored flags are read and changed in the DynamoDB table: give --table (or RIPCORD_TABLE) instead of --local"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let out = runtime.block_on(async {
         let config = ripcord_aws::sdk_config().await;
-        let store =
-            DynamoFlagStore::new(aws_sdk_dynamodb::Client::new(&config), table.table.clone());
+        let store = DynamoFlagStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            table.name().to_string(),
+        );
         work(&store).await
     })?;
     println!("{out}");

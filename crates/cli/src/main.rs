@@ -3,8 +3,8 @@
 //! `main` only parses arguments and hands each command to its module; every command
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
-mod discord;
 mod demo;
+mod discord;
 mod flag_admin;
 mod flags;
 mod local_client;

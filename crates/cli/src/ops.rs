@@ -380,7 +380,8 @@ pub struct TableArg {
 }
 
 impl TableArg {
-    fn name(&self) -> &str {
+    /// The table's name.
+    pub(crate) fn name(&self) -> &str {
         // clap requires --table unless --local is given, and --local is handled first.
         self.table.as_deref().unwrap_or_default()
     }
@@ -563,11 +564,11 @@ pub fn run_command(
         let flags = ripcord_core::flag_ramp::FlagRouter::new(
             std::sync::Arc::new(ripcord_aws::DynamoFlagStore::new(
                 client.clone(),
-                args.table.table.clone(),
+                args.table.name().to_string(),
             )),
             std::sync::Arc::new(ripcord_aws::DynamoStore::new(
                 client,
-                args.table.table.clone(),
+                args.table.name().to_string(),
             )),
             std::sync::Arc::new(SystemClock),
         );

@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::strategy::{self, PlanInputs, Preset, Strategy};
 use super::{
     AlarmGate, ApprovalPolicy, AwsSwitch, AwsTarget, ChatAccess, Config, HealthGate, JudgeSpec,
-    LocalAlarm, LocalHealthCheck, LocalTarget, MetricCheck, MetricKind, Notifications,
-    ServiceSpec, SmokeCheck, Step, TimeoutAction, TrafficTarget,
+    LocalAlarm, LocalHealthCheck, LocalTarget, MetricCheck, MetricKind, Notifications, ServiceSpec,
+    SmokeCheck, Step, TimeoutAction, TrafficTarget,
 };
 use crate::domain::{
     InvalidValue, ListenerArn, ListenerRuleArn, Percent, ServiceName, Slot, TargetGroupArn, Weight,
