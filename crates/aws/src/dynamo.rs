@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | configuration version | `CONFIG` | `V#<version, 10 digits>` | `version` (N), `text`, `applied_at` (N, ms) |
 //! | newest configuration | `CONFIG` | `HEAD` | `version` (N) |
-//! | deployment | `DEP#<id>` | `META` | `doc` (JSON), `revision` (N), `service`, `created_at` (N, ms), `gsi1pk`/`gsi1sk` while active, `gsi2pk`/`gsi2sk` |
+//! | deployment | `DEP#<id>` | `META` | `doc` (JSON), `revision` (N), `commit_id` (the last commit's), `service`, `created_at` (N, ms), `gsi1pk`/`gsi1sk` while active, `gsi2pk`/`gsi2sk` |
 //! | event | `DEP#<id>` | `EV#<seq, 10 digits>` | `doc` (JSON), `seq` (N) |
 //! | queued command | `DEP#<id>` | `CMD#<seq, 10 digits>` | `doc` (JSON), `seq` (N) |
 //! | active deployment of a service | `SVC#<service>` | `ACTIVE` | `deployment_id` |
@@ -34,7 +34,12 @@
 //! - A commit is one transaction: the deployment, conditioned on the revision it was
 //!   decided from, its events, the release of the lock when the deployment becomes
 //!   terminal and the service's live slot when it succeeded. A failed revision check
-//!   is `StoreError::Conflict`: the driver re-reads and decides again.
+//!   is `StoreError::Conflict`: the driver re-reads and decides again. Each commit
+//!   writes a fresh `commit_id`: when the SDK sends a transaction again because the
+//!   first attempt's answer timed out, and that attempt had landed, the retry fails
+//!   its revision check against the commit's own write; finding its own `commit_id`
+//!   stored, the commit knows it succeeded. Creation does the same with the whole
+//!   document, since a deployment id is never reused.
 //! - Applying a configuration moves `HEAD` from the previous version to the next in
 //!   the same transaction that writes the version.
 //!
@@ -235,6 +240,24 @@ impl Transaction {
     }
 }
 
+/// A fresh id for one commit, written with it so that a retried commit can recognise
+/// its own first attempt: the process, the time and a counter make it unique here, and
+/// a randomly seeded hash of them makes it unique across processes and containers.
+fn new_commit_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(count);
+    hasher.write_u128(nanos);
+    hasher.write_u32(std::process::id());
+    format!("{:x}-{nanos:x}-{count:x}", hasher.finish())
+}
+
 /// Cancellation reasons that say the same transaction may succeed a moment later.
 fn worth_retrying(reasons: &[Option<String>]) -> bool {
     reasons.iter().flatten().any(|r| {
@@ -329,6 +352,25 @@ impl DynamoStore {
             text: text.to_string(),
             applied_at: Timestamp::from_millis(applied_at),
         })
+    }
+
+    /// The id of the commit that wrote the deployment last, if any commit did.
+    async fn stored_commit_id(&self, id: &DeploymentId) -> Result<Option<String>, StoreError> {
+        let item = self.get(deployment_pk(id), META_SK).await?;
+        Ok(item
+            .and_then(|mut item| item.remove("commit_id"))
+            .and_then(|v| v.as_s().ok().cloned()))
+    }
+
+    /// Whether the deployment's stored document is exactly `d`.
+    async fn stored_as(&self, d: &Deployment) -> Result<bool, StoreError> {
+        let ours = to_json(d, "deployment")?;
+        let item = self.get(deployment_pk(&d.id), META_SK).await?;
+        Ok(item
+            .as_ref()
+            .and_then(|item| item.get("doc"))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|doc| *doc == ours))
     }
 
     /// A strongly consistent read of one item.
@@ -618,6 +660,11 @@ impl DynamoStore {
                 Err(TxError::Failed(e)) => return Err(e.into()),
                 Err(TxError::Cancelled { reasons, error }) => (reasons, error),
             };
+            // A retried attempt that finds this very deployment stored: the first
+            // attempt landed and its answer was lost.
+            if tx.failed(&reasons, Part::Meta) && self.stored_as(d).await? {
+                return Ok(());
+            }
             if let Some((key_text, _)) = &new.idempotency
                 && tx.failed(&reasons, Part::Idempotency)
             {
@@ -652,6 +699,7 @@ impl DynamoStore {
     fn commit_transaction(
         &self,
         commit: &Commit,
+        commit_id: &str,
         release_lock: bool,
     ) -> Result<Transaction, StoreError> {
         let d = &commit.deployment;
@@ -659,6 +707,7 @@ impl DynamoStore {
             (":doc", s(to_json(d, "deployment")?)),
             (":next", n(d.revision)),
             (":expected", n(commit.expected_revision)),
+            (":commit", s(commit_id)),
         ]);
         // The deployment leaves the sparse `active` index in the same write that makes
         // it terminal.
@@ -667,9 +716,9 @@ impl DynamoStore {
                 (":active", s(ACTIVE_PARTITION)),
                 (":gsi1sk", s(format!("{}#{}", d.service, d.id))),
             ]));
-            "SET #doc = :doc, #revision = :next, gsi1pk = :active, gsi1sk = :gsi1sk"
+            "SET #doc = :doc, #revision = :next, #commit = :commit, gsi1pk = :active, gsi1sk = :gsi1sk"
         } else {
-            "SET #doc = :doc, #revision = :next REMOVE gsi1pk, gsi1sk"
+            "SET #doc = :doc, #revision = :next, #commit = :commit REMOVE gsi1pk, gsi1sk"
         };
         let meta = built(
             Update::builder()
@@ -680,6 +729,7 @@ impl DynamoStore {
                 .set_expression_attribute_names(Some(names([
                     ("#doc", "doc"),
                     ("#revision", "revision"),
+                    ("#commit", "commit_id"),
                 ])))
                 .set_expression_attribute_values(Some(values))
                 .build(),
@@ -731,21 +781,28 @@ impl DynamoStore {
         }
         self.check_event_count(&d.id, commit.events.len())?;
         let mut release_lock = d.state.is_terminal();
+        let commit_id = new_commit_id();
         let mut last = None;
         for attempt in 1..=WRITE_ATTEMPTS {
-            let tx = self.commit_transaction(&commit, release_lock)?;
+            let tx = self.commit_transaction(&commit, &commit_id, release_lock)?;
             let (reasons, error) = match self.transact(&tx).await {
                 Ok(()) => return Ok(()),
                 Err(TxError::Failed(e)) => return Err(e.into()),
                 Err(TxError::Cancelled { reasons, error }) => (reasons, error),
             };
-            // Another transaction on the same items at the same moment is treated as
-            // a lost race: re-reading and deciding again is always safe.
             if tx.failed(&reasons, Part::Meta)
                 || reasons
                     .iter()
                     .any(|r| r.as_deref() == Some("TransactionConflict"))
             {
+                // The SDK sends an attempt again when its answer timed out; when the
+                // first one landed, this one fails its revision check against our own
+                // write. The commit id tells that apart from a lost race.
+                if self.stored_commit_id(&d.id).await?.as_deref() == Some(commit_id.as_str()) {
+                    return Ok(());
+                }
+                // Another transaction on the same items at the same moment is treated
+                // as a lost race: re-reading and deciding again is always safe.
                 return Err(conflict());
             }
             if tx.failed(&reasons, Part::Lock) {

@@ -299,3 +299,61 @@ async fn a_rollback_the_table_cannot_record_still_puts_traffic_back_and_is_recor
     assert!(started.reason.contains("61.0"), "{}", started.reason);
     assert!(inst.clock.now() > before.created_at);
 }
+
+#[tokio::test]
+async fn a_commit_whose_answer_timed_out_but_landed_is_not_mistaken_for_a_lost_race() {
+    let proxy = FaultProxy::start();
+    let inst = Installation::new(&proxy.sdk_config().await).await;
+    let id = canary_at_ten_with_the_alarm_firing(&inst, "web-1").await;
+    let before = inst.events(&id).await.len();
+
+    // The rollback's commit reaches the table, but its answer comes after the SDK gave
+    // up on the attempt; the SDK sends it again, and that retry reaches the table after
+    // the first one was stored, so it fails its revision check against its own write.
+    proxy.fail_next(
+        "TransactWriteItems",
+        1,
+        Fault::Delay(ripcord_aws::ATTEMPT_TIMEOUT + Duration::from_millis(100)),
+    );
+    proxy.fail_next(
+        "TransactWriteItems",
+        1,
+        Fault::Delay(Duration::from_millis(400)),
+    );
+    let sent_before = proxy.seen("TransactWriteItems");
+
+    let reports = inst
+        .driver()
+        .on_alarm(&inst.alarm, "Threshold Crossed: 61.0 > 25.0")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        proxy.pending("TransactWriteItems"),
+        0,
+        "both delays were served"
+    );
+    assert!(
+        proxy.seen("TransactWriteItems") - sent_before >= 2,
+        "the SDK sent the commit again"
+    );
+    let report = &reports[0];
+    assert_eq!(report.conflicts, 0, "no lost race was seen: {report:?}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.state, State::RolledBack, "{report:?}");
+    assert_eq!(inst.listener_weights().await, all_blue());
+    assert_table_and_listener_agree(&inst, &id).await;
+    let events = inst.events(&id).await;
+    let started = events[before..]
+        .iter()
+        .filter(|e| e.kind == EventKind::RollbackStarted)
+        .count();
+    assert_eq!(started, 1, "the rollback is recorded once: {events:#?}");
+    let alerts = inst
+        .notifier
+        .sent()
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Alert)
+        .count();
+    assert_eq!(alerts, 1, "and alerted once");
+}

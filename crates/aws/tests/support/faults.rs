@@ -220,8 +220,15 @@ async fn handle(
     };
     match fault {
         Some((Fault::Delay(by), _)) => {
-            tokio::time::sleep(by).await;
-            Ok(forward(parts, body, &upstream).await)
+            // On a task of its own: when the client gives up and closes the
+            // connection, hyper drops this handler, but the request still reaches the
+            // emulator, as it would reach a slow AWS.
+            let upstream = upstream.clone();
+            let delayed = tokio::spawn(async move {
+                tokio::time::sleep(by).await;
+                forward(parts, body, &upstream).await
+            });
+            Ok(delayed.await.expect("the delayed request's task"))
         }
         Some((fault, request_id)) => Ok(error_answer(protocol, fault, &request_id)),
         None => Ok(forward(parts, body, &upstream).await),
