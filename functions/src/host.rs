@@ -6,9 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ripcord_aws::{
-    AwsProviders, DynamoStore, SchedulerWakeUps, SmokeChecksElsewhere, WakeUpTarget,
-};
+use ripcord_aws::{AwsProviders, DynamoStore, PreviewSmoke, SchedulerWakeUps, WakeUpTarget};
 use ripcord_core::domain::DeploymentId;
 use ripcord_core::driver::Driver;
 use ripcord_core::engine::{Notification, NotificationKind};
@@ -115,9 +113,9 @@ impl AwsHost {
         let sdk = ripcord_aws::sdk_config().await;
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-            // Smoke checks need a runner that reaches the service's slots; until the
-            // functions have one, a smoke gate holds its deployment and says why.
-            providers: AwsProviders::new(&sdk, Box::new(SmokeChecksElsewhere)),
+            // Smoke checks go to each service's preview URL, through its preview
+            // listener pointed at the new slot.
+            providers: AwsProviders::new(&sdk, Box::new(PreviewSmoke::from_config(&sdk))),
             sdk,
         })
     }

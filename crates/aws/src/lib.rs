@@ -27,11 +27,13 @@ pub mod cloudwatch;
 pub mod elb;
 pub mod scheduler;
 pub mod secrets;
+pub mod smoke;
 
 pub use cloudwatch::{CloudWatchAlarms, CloudWatchMetrics};
 pub use elb::AlbRouter;
 pub use scheduler::{SchedulerWakeUps, WakeUpTarget};
 pub use secrets::{Secret, Secrets};
+pub use smoke::PreviewSmoke;
 
 /// How long one attempt of an AWS call may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::MetricKind;
+use crate::config::{MetricKind, SmokeCheck};
 use crate::deployment::Command;
 use crate::domain::{Slot, Weights};
 
@@ -41,6 +41,60 @@ pub struct SmokeResult {
     pub passed: bool,
     /// What was seen (status, missing text, error).
     pub detail: String,
+}
+
+/// What a slot answered to a smoke check's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeAnswer {
+    /// The status.
+    pub status: u16,
+    /// The value of the header the check names, when it names one and it was sent.
+    pub header: Option<String>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl SmokeResult {
+    /// Judges `answer` (or the error that kept one from coming) by `check`. `request`
+    /// says what was sent where, e.g. `GET http://10.0.0.5:8080/health`, for the detail.
+    pub fn judge(check: &SmokeCheck, request: &str, answer: Result<SmokeAnswer, String>) -> Self {
+        let failed = |detail: String| SmokeResult {
+            name: check.name.clone(),
+            passed: false,
+            detail,
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => return failed(format!("{request}: {error}")),
+        };
+        let status = answer.status;
+        if status != check.expect_status {
+            return failed(format!(
+                "{request} answered {status}, expected {}",
+                check.expect_status
+            ));
+        }
+        if let Some(text) = &check.body_contains
+            && !answer.body.contains(text.as_str())
+        {
+            return failed(format!(
+                "{request} answered {status} without {text:?} in its body"
+            ));
+        }
+        if let Some((name, value)) = &check.header
+            && answer.header.as_deref() != Some(value.as_str())
+        {
+            return failed(match &answer.header {
+                Some(seen) => format!("{request}: header {name} is {seen:?}, expected {value:?}"),
+                None => format!("{request}: header {name} is missing, expected {value:?}"),
+            });
+        }
+        SmokeResult {
+            name: check.name.clone(),
+            passed: true,
+            detail: format!("{request} answered {status}"),
+        }
+    }
 }
 
 /// The results of a smoke run.

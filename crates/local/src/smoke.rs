@@ -3,7 +3,7 @@
 
 use ripcord_core::config::{ServiceSpec, SmokeCheck, TrafficTarget};
 use ripcord_core::domain::Slot;
-use ripcord_core::observation::{SmokeReport, SmokeResult};
+use ripcord_core::observation::{SmokeAnswer, SmokeReport, SmokeResult};
 use ripcord_core::ports::{BoxFuture, PortError, SmokeRunner};
 
 use crate::probe::{ProbeAnswer, probe};
@@ -39,44 +39,15 @@ impl SmokeRunner for LocalSmoke {
 /// Whether one answer passes one check, and what was seen.
 fn judge(check: &SmokeCheck, url: &str, answer: Result<ProbeAnswer, String>) -> SmokeResult {
     let request = format!("{} {}{}", check.method, url, check.path);
-    let failed = |detail: String| SmokeResult {
-        name: check.name.clone(),
-        passed: false,
-        detail,
-    };
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(error) => return failed(format!("{request}: {error}")),
-    };
-    let status = answer.status.as_u16();
-    if status != check.expect_status {
-        return failed(format!(
-            "{request} answered {status}, expected {}",
-            check.expect_status
-        ));
-    }
-    if let Some(text) = &check.body_contains
-        && !answer.body.contains(text.as_str())
-    {
-        return failed(format!(
-            "{request} answered {status} without {text:?} in its body"
-        ));
-    }
-    if let Some((name, value)) = &check.header {
-        let seen = answer
-            .headers
-            .get(name.as_str())
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        if seen.as_deref() != Some(value.as_str()) {
-            return failed(match seen {
-                Some(seen) => format!("{request}: header {name} is {seen:?}, expected {value:?}"),
-                None => format!("{request}: header {name} is missing, expected {value:?}"),
-            });
-        }
-    }
-    SmokeResult {
-        name: check.name.clone(),
-        passed: true,
-        detail: format!("{request} answered {status}"),
-    }
+    let answer = answer.map(|answer| SmokeAnswer {
+        status: answer.status.as_u16(),
+        header: check.header.as_ref().and_then(|(name, _)| {
+            answer
+                .headers
+                .get(name.as_str())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        }),
+        body: answer.body,
+    });
+    SmokeResult::judge(check, &request, answer)
 }
