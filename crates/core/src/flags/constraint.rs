@@ -151,6 +151,20 @@ pub fn read_condition(
     }
 }
 
+/// The context's `currentTime` when a date constraint on `field` reads it, taken as
+/// it is rather than written out as RFC 3339 and read back.
+///
+/// Only instants in years 0000 to 9999 are taken: they read back as themselves,
+/// while RFC 3339 cannot write the others, so for those the constraint goes the way
+/// of any other text and fails to read.
+fn current_time(context: &Context, field: &str) -> Option<Timestamp> {
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z.
+    const WRITABLE: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
+    context
+        .current_time
+        .filter(|at| field == "currentTime" && WRITABLE.contains(&at.as_millis()))
+}
+
 /// A finite number written in decimal, with surrounding spaces allowed.
 fn read_number(text: &str) -> Option<f64> {
     text.trim()
@@ -168,6 +182,11 @@ impl Constraint {
     pub fn holds(&self, context: &Context) -> bool {
         if let Condition::UnknownOperator(_) = self.condition {
             return false;
+        }
+        if let Condition::Date(comparison, operand) = &self.condition
+            && let Some(at) = current_time(context, &self.context_name)
+        {
+            return comparison.holds(at, *operand) != self.inverted;
         }
         let value = context.field(&self.context_name);
         self.operator_holds(value.as_deref()) != self.inverted
@@ -190,10 +209,7 @@ impl Constraint {
                 .is_some_and(|ordering| comparison.holds(ordering)),
             Condition::Date(comparison, operand) => value
                 .and_then(|text| Timestamp::parse_rfc3339(text.trim()).ok())
-                .is_some_and(|at| match comparison {
-                    DateComparison::After => at > *operand,
-                    DateComparison::Before => at < *operand,
-                }),
+                .is_some_and(|at| comparison.holds(at, *operand)),
             Condition::Semver(comparison, operand) => value
                 .and_then(|text| text.parse::<Version>().ok())
                 .is_some_and(|version| comparison.holds(version.cmp(operand))),
@@ -481,6 +497,48 @@ mod tests {
         date.context_name = "currentTime".to_string();
         assert!(date.holds(&context("currentTime", "2022-06-01T00:00:00Z")));
         assert!(!date.holds(&Context::default()));
+    }
+
+    #[test]
+    fn current_time_is_compared_as_if_written_out_and_read_back() {
+        let instants = [
+            i64::MIN,
+            -62_167_219_200_001,
+            -62_167_219_200_000,
+            -1,
+            0,
+            1_643_461_200_000,
+            1_643_461_200_123,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            i64::MAX,
+        ];
+        for millis in instants {
+            let at = Timestamp::from_millis(millis);
+            let read_back = Timestamp::parse_rfc3339(&at.to_rfc3339()).ok();
+            let context = Context {
+                current_time: Some(at),
+                ..Context::default()
+            };
+            assert_eq!(current_time(&context, "currentTime"), read_back, "{millis}");
+            for operand in [at, Timestamp::from_millis(0)] {
+                for comparison in [DateComparison::After, DateComparison::Before] {
+                    let constraint = Constraint {
+                        context_name: "currentTime".to_string(),
+                        condition: Condition::Date(comparison, operand),
+                        inverted: false,
+                        case_insensitive: false,
+                    };
+                    let expected = read_back.is_some_and(|read| comparison.holds(read, operand));
+                    assert_eq!(constraint.holds(&context), expected, "{millis}");
+                }
+            }
+        }
+        let context = Context {
+            current_time: Some(Timestamp::from_millis(0)),
+            ..Context::default()
+        };
+        assert_eq!(current_time(&context, "createdAt"), None);
     }
 
     #[test]

@@ -141,8 +141,15 @@ impl FlagSet {
 
     /// Whether a flag is on for a context; an unknown flag is off, as in Unleash.
     pub fn is_enabled(&self, name: &str, context: &Context, random: &mut dyn RandomSource) -> bool {
-        self.evaluate(name, context, random)
-            .is_some_and(|evaluation| evaluation.enabled)
+        let Some(flag) = self.flag(name) else {
+            return false;
+        };
+        let mut evaluator = eval::Evaluator {
+            flags: self,
+            context,
+            random,
+        };
+        evaluator.is_on(flag)
     }
 
     /// The variant a context gets; an unknown flag gives the disabled variant, as in

@@ -286,6 +286,16 @@ pub enum DateComparison {
     Before,
 }
 
+impl DateComparison {
+    /// Whether the instant `at` (the context's) compares so with `operand`.
+    pub fn holds(self, at: Timestamp, operand: Timestamp) -> bool {
+        match self {
+            DateComparison::After => at > operand,
+            DateComparison::Before => at < operand,
+        }
+    }
+}
+
 /// A named set of constraints that strategies share.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
