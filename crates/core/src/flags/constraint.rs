@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::context::Context;
+use super::context::{Context, FieldName};
 use super::model::{Comparison, Condition, Constraint, DateComparison};
 use super::network::AddressRange;
 use super::regex::Regex;
@@ -157,12 +157,12 @@ pub fn read_condition(
 /// Only instants in years 0000 to 9999 are taken: they read back as themselves,
 /// while RFC 3339 cannot write the others, so for those the constraint goes the way
 /// of any other text and fails to read.
-fn current_time(context: &Context, field: &str) -> Option<Timestamp> {
+fn current_time(context: &Context, field: &FieldName) -> Option<Timestamp> {
     /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z.
     const WRITABLE: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
     context
         .current_time
-        .filter(|at| field == "currentTime" && WRITABLE.contains(&at.as_millis()))
+        .filter(|at| field.is_current_time() && WRITABLE.contains(&at.as_millis()))
 }
 
 /// A finite number written in decimal, with surrounding spaces allowed.
@@ -188,7 +188,7 @@ impl Constraint {
         {
             return comparison.holds(at, *operand) != self.inverted;
         }
-        let value = context.field(&self.context_name);
+        let value = context.value(&self.context_name);
         self.operator_holds(value.as_deref()) != self.inverted
     }
 
@@ -268,7 +268,7 @@ mod tests {
             read_condition(operator, &[], operand.first().copied(), case_insensitive)
         };
         Constraint {
-            context_name: "field".to_string(),
+            context_name: "field".into(),
             condition,
             inverted: flags.contains('!'),
             case_insensitive,
@@ -490,11 +490,11 @@ mod tests {
     #[test]
     fn standard_fields_are_read_from_the_context() {
         let mut constraint = constraint("IN", &["42"], "");
-        constraint.context_name = "userId".to_string();
+        constraint.context_name = "userId".into();
         assert!(constraint.holds(&context("userId", "42")));
-        constraint.context_name = "currentTime".to_string();
+        constraint.context_name = "currentTime".into();
         let mut date = self::constraint("DATE_AFTER", &["2022-01-01T00:00:00Z"], "");
-        date.context_name = "currentTime".to_string();
+        date.context_name = "currentTime".into();
         assert!(date.holds(&context("currentTime", "2022-06-01T00:00:00Z")));
         assert!(!date.holds(&Context::default()));
     }
@@ -520,11 +520,15 @@ mod tests {
                 current_time: Some(at),
                 ..Context::default()
             };
-            assert_eq!(current_time(&context, "currentTime"), read_back, "{millis}");
+            assert_eq!(
+                current_time(&context, &"currentTime".into()),
+                read_back,
+                "{millis}"
+            );
             for operand in [at, Timestamp::from_millis(0)] {
                 for comparison in [DateComparison::After, DateComparison::Before] {
                     let constraint = Constraint {
-                        context_name: "currentTime".to_string(),
+                        context_name: "currentTime".into(),
                         condition: Condition::Date(comparison, operand),
                         inverted: false,
                         case_insensitive: false,
@@ -538,7 +542,7 @@ mod tests {
             current_time: Some(Timestamp::from_millis(0)),
             ..Context::default()
         };
-        assert_eq!(current_time(&context, "createdAt"), None);
+        assert_eq!(current_time(&context, &"createdAt".into()), None);
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl<'a> Evaluator<'a> {
         let overridden = variants.iter().find(|variant| {
             variant.overrides.iter().any(|rule| {
                 context
-                    .field(&rule.context_name)
+                    .value(&rule.context_name)
                     .is_some_and(|value| rule.values.iter().any(|v| *v == value))
             })
         });
@@ -478,7 +478,7 @@ mod tests {
     fn overrides_win_over_buckets() {
         let mut favoured = variant("favoured", 1);
         favoured.overrides.push(Override {
-            context_name: "plan".to_string(),
+            context_name: "plan".into(),
             values: vec!["gold".to_string()],
         });
         let flags = set(vec![flag(

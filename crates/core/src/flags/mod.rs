@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 pub use constraint::{OPERATORS, read_condition};
-pub use context::{Context, ContextError};
+pub use context::{Context, ContextError, FieldName};
 pub use eval::{RandomSource, SeededRandom};
 pub use file::parse_flag_file;
 pub use model::{
