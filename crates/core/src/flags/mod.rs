@@ -95,9 +95,13 @@ impl std::hash::Hasher for NameHasher {
         }
         let rest = words.remainder();
         if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
+            // Shifted in byte by byte: copying them into a zeroed word through memory
+            // stalls the load that reads the word back.
+            self.add(
+                rest.iter()
+                    .rev()
+                    .fold(0, |word, &byte| (word << 8) | u64::from(byte)),
+            );
         }
     }
 
