@@ -198,11 +198,9 @@ impl Constraint {
             Condition::NotIn(values) => {
                 !value.is_some_and(|value| values.iter().any(|v| v == value))
             }
-            Condition::StrContains(values) => self.any_text(value, values, |v, o| v.contains(o)),
-            Condition::StrStartsWith(values) => {
-                self.any_text(value, values, |v, o| v.starts_with(o))
-            }
-            Condition::StrEndsWith(values) => self.any_text(value, values, |v, o| v.ends_with(o)),
+            Condition::StrContains(values) => self.any_text(value, values, TextTest::Contains),
+            Condition::StrStartsWith(values) => self.any_text(value, values, TextTest::StartsWith),
+            Condition::StrEndsWith(values) => self.any_text(value, values, TextTest::EndsWith),
             Condition::Number(comparison, operand) => value
                 .and_then(read_number)
                 .and_then(|number| number.partial_cmp(operand))
@@ -221,23 +219,54 @@ impl Constraint {
         }
     }
 
-    /// Whether `test(value, operand)` holds for any operand, ignoring case if asked.
-    fn any_text(
-        &self,
-        value: Option<&str>,
-        operands: &[String],
-        test: impl Fn(&str, &str) -> bool,
-    ) -> bool {
+    /// Whether `test` holds between the value and any operand, ignoring case if asked.
+    fn any_text(&self, value: Option<&str>, operands: &[String], test: TextTest) -> bool {
         let Some(value) = value else {
             return false;
         };
         if self.case_insensitive {
-            let value = value.to_lowercase();
             operands
                 .iter()
-                .any(|operand| test(&value, &operand.to_lowercase()))
+                .any(|operand| test.holds_ignoring_case(value, operand))
         } else {
-            operands.iter().any(|operand| test(value, operand))
+            operands.iter().any(|operand| test.holds(value, operand))
+        }
+    }
+}
+
+/// The tests of the `STR_` operators.
+#[derive(Debug, Clone, Copy)]
+enum TextTest {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+impl TextTest {
+    fn holds(self, value: &str, operand: &str) -> bool {
+        match self {
+            TextTest::Contains => value.contains(operand),
+            TextTest::StartsWith => value.starts_with(operand),
+            TextTest::EndsWith => value.ends_with(operand),
+        }
+    }
+
+    /// The test on both texts lowercased, as Unleash does it. ASCII text is compared
+    /// in place, byte for byte; other text is lowercased into new strings, since
+    /// lowercasing it can change its length.
+    fn holds_ignoring_case(self, value: &str, operand: &str) -> bool {
+        if !(value.is_ascii() && operand.is_ascii()) {
+            return self.holds(&value.to_lowercase(), &operand.to_lowercase());
+        }
+        let (value, operand) = (value.as_bytes(), operand.as_bytes());
+        let same = |part: &[u8]| part.eq_ignore_ascii_case(operand);
+        match self {
+            TextTest::StartsWith => value.get(..operand.len()).is_some_and(same),
+            TextTest::EndsWith => value
+                .len()
+                .checked_sub(operand.len())
+                .is_some_and(|start| same(&value[start..])),
+            TextTest::Contains => operand.is_empty() || value.windows(operand.len()).any(same),
         }
     }
 }
@@ -497,6 +526,23 @@ mod tests {
         date.context_name = "currentTime".into();
         assert!(date.holds(&context("currentTime", "2022-06-01T00:00:00Z")));
         assert!(!date.holds(&Context::default()));
+    }
+
+    proptest::proptest! {
+        /// Ignoring case compares as lowercasing both texts would, ASCII or not.
+        #[test]
+        fn ignoring_case_is_comparing_lowercased_text(
+            value in "[a-cA-Cİß ]{0,8}",
+            operand in "[a-cA-Cİß ]{0,3}",
+        ) {
+            for test in [TextTest::Contains, TextTest::StartsWith, TextTest::EndsWith] {
+                proptest::prop_assert_eq!(
+                    test.holds_ignoring_case(&value, &operand),
+                    test.holds(&value.to_lowercase(), &operand.to_lowercase()),
+                    "{:?}", test
+                );
+            }
+        }
     }
 
     #[test]
