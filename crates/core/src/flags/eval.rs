@@ -533,6 +533,8 @@ mod tests {
             let evaluation = evaluate(&flags, name, &context);
             assert_eq!(evaluation.enabled, on, "{name}");
             assert_eq!(evaluation.variant.feature_enabled, on, "{name}");
+            let mut random = SeededRandom::new(7);
+            assert_eq!(flags.is_enabled(name, &context, &mut random), on, "{name}");
         }
     }
 
