@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::context::Context;
+use super::context::{Context, FieldName};
 use super::model::{Comparison, Condition, Constraint, DateComparison};
 use super::network::AddressRange;
 use super::regex::Regex;
@@ -151,6 +151,20 @@ pub fn read_condition(
     }
 }
 
+/// The context's `currentTime` when a date constraint on `field` reads it, taken as
+/// it is rather than written out as RFC 3339 and read back.
+///
+/// Only instants in years 0000 to 9999 are taken: they read back as themselves,
+/// while RFC 3339 cannot write the others, so for those the constraint goes the way
+/// of any other text and fails to read.
+fn current_time(context: &Context, field: &FieldName) -> Option<Timestamp> {
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z.
+    const WRITABLE: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
+    context
+        .current_time
+        .filter(|at| field.is_current_time() && WRITABLE.contains(&at.as_millis()))
+}
+
 /// A finite number written in decimal, with surrounding spaces allowed.
 fn read_number(text: &str) -> Option<f64> {
     text.trim()
@@ -169,7 +183,12 @@ impl Constraint {
         if let Condition::UnknownOperator(_) = self.condition {
             return false;
         }
-        let value = context.field(&self.context_name);
+        if let Condition::Date(comparison, operand) = &self.condition
+            && let Some(at) = current_time(context, &self.context_name)
+        {
+            return comparison.holds(at, *operand) != self.inverted;
+        }
+        let value = context.value(&self.context_name);
         self.operator_holds(value.as_deref()) != self.inverted
     }
 
@@ -179,21 +198,16 @@ impl Constraint {
             Condition::NotIn(values) => {
                 !value.is_some_and(|value| values.iter().any(|v| v == value))
             }
-            Condition::StrContains(values) => self.any_text(value, values, |v, o| v.contains(o)),
-            Condition::StrStartsWith(values) => {
-                self.any_text(value, values, |v, o| v.starts_with(o))
-            }
-            Condition::StrEndsWith(values) => self.any_text(value, values, |v, o| v.ends_with(o)),
+            Condition::StrContains(values) => self.any_text(value, values, TextTest::Contains),
+            Condition::StrStartsWith(values) => self.any_text(value, values, TextTest::StartsWith),
+            Condition::StrEndsWith(values) => self.any_text(value, values, TextTest::EndsWith),
             Condition::Number(comparison, operand) => value
                 .and_then(read_number)
                 .and_then(|number| number.partial_cmp(operand))
                 .is_some_and(|ordering| comparison.holds(ordering)),
             Condition::Date(comparison, operand) => value
                 .and_then(|text| Timestamp::parse_rfc3339(text.trim()).ok())
-                .is_some_and(|at| match comparison {
-                    DateComparison::After => at > *operand,
-                    DateComparison::Before => at < *operand,
-                }),
+                .is_some_and(|at| comparison.holds(at, *operand)),
             Condition::Semver(comparison, operand) => value
                 .and_then(|text| text.parse::<Version>().ok())
                 .is_some_and(|version| comparison.holds(version.cmp(operand))),
@@ -205,23 +219,54 @@ impl Constraint {
         }
     }
 
-    /// Whether `test(value, operand)` holds for any operand, ignoring case if asked.
-    fn any_text(
-        &self,
-        value: Option<&str>,
-        operands: &[String],
-        test: impl Fn(&str, &str) -> bool,
-    ) -> bool {
+    /// Whether `test` holds between the value and any operand, ignoring case if asked.
+    fn any_text(&self, value: Option<&str>, operands: &[String], test: TextTest) -> bool {
         let Some(value) = value else {
             return false;
         };
         if self.case_insensitive {
-            let value = value.to_lowercase();
             operands
                 .iter()
-                .any(|operand| test(&value, &operand.to_lowercase()))
+                .any(|operand| test.holds_ignoring_case(value, operand))
         } else {
-            operands.iter().any(|operand| test(value, operand))
+            operands.iter().any(|operand| test.holds(value, operand))
+        }
+    }
+}
+
+/// The tests of the `STR_` operators.
+#[derive(Debug, Clone, Copy)]
+enum TextTest {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+impl TextTest {
+    fn holds(self, value: &str, operand: &str) -> bool {
+        match self {
+            TextTest::Contains => value.contains(operand),
+            TextTest::StartsWith => value.starts_with(operand),
+            TextTest::EndsWith => value.ends_with(operand),
+        }
+    }
+
+    /// The test on both texts lowercased, as Unleash does it. ASCII text is compared
+    /// in place, byte for byte; other text is lowercased into new strings, since
+    /// lowercasing it can change its length.
+    fn holds_ignoring_case(self, value: &str, operand: &str) -> bool {
+        if !(value.is_ascii() && operand.is_ascii()) {
+            return self.holds(&value.to_lowercase(), &operand.to_lowercase());
+        }
+        let (value, operand) = (value.as_bytes(), operand.as_bytes());
+        let same = |part: &[u8]| part.eq_ignore_ascii_case(operand);
+        match self {
+            TextTest::StartsWith => value.get(..operand.len()).is_some_and(same),
+            TextTest::EndsWith => value
+                .len()
+                .checked_sub(operand.len())
+                .is_some_and(|start| same(&value[start..])),
+            TextTest::Contains => operand.is_empty() || value.windows(operand.len()).any(same),
         }
     }
 }
@@ -252,7 +297,7 @@ mod tests {
             read_condition(operator, &[], operand.first().copied(), case_insensitive)
         };
         Constraint {
-            context_name: "field".to_string(),
+            context_name: "field".into(),
             condition,
             inverted: flags.contains('!'),
             case_insensitive,
@@ -474,13 +519,76 @@ mod tests {
     #[test]
     fn standard_fields_are_read_from_the_context() {
         let mut constraint = constraint("IN", &["42"], "");
-        constraint.context_name = "userId".to_string();
+        constraint.context_name = "userId".into();
         assert!(constraint.holds(&context("userId", "42")));
-        constraint.context_name = "currentTime".to_string();
+        constraint.context_name = "currentTime".into();
         let mut date = self::constraint("DATE_AFTER", &["2022-01-01T00:00:00Z"], "");
-        date.context_name = "currentTime".to_string();
+        date.context_name = "currentTime".into();
         assert!(date.holds(&context("currentTime", "2022-06-01T00:00:00Z")));
         assert!(!date.holds(&Context::default()));
+    }
+
+    proptest::proptest! {
+        /// Ignoring case compares as lowercasing both texts would, ASCII or not.
+        #[test]
+        fn ignoring_case_is_comparing_lowercased_text(
+            value in "[a-cA-Cİß ]{0,8}",
+            operand in "[a-cA-Cİß ]{0,3}",
+        ) {
+            for test in [TextTest::Contains, TextTest::StartsWith, TextTest::EndsWith] {
+                proptest::prop_assert_eq!(
+                    test.holds_ignoring_case(&value, &operand),
+                    test.holds(&value.to_lowercase(), &operand.to_lowercase()),
+                    "{:?}", test
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn current_time_is_compared_as_if_written_out_and_read_back() {
+        let instants = [
+            i64::MIN,
+            -62_167_219_200_001,
+            -62_167_219_200_000,
+            -1,
+            0,
+            1_643_461_200_000,
+            1_643_461_200_123,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            i64::MAX,
+        ];
+        for millis in instants {
+            let at = Timestamp::from_millis(millis);
+            let read_back = Timestamp::parse_rfc3339(&at.to_rfc3339()).ok();
+            let context = Context {
+                current_time: Some(at),
+                ..Context::default()
+            };
+            assert_eq!(
+                current_time(&context, &"currentTime".into()),
+                read_back,
+                "{millis}"
+            );
+            for operand in [at, Timestamp::from_millis(0)] {
+                for comparison in [DateComparison::After, DateComparison::Before] {
+                    let constraint = Constraint {
+                        context_name: "currentTime".into(),
+                        condition: Condition::Date(comparison, operand),
+                        inverted: false,
+                        case_insensitive: false,
+                    };
+                    let expected = read_back.is_some_and(|read| comparison.holds(read, operand));
+                    assert_eq!(constraint.holds(&context), expected, "{millis}");
+                }
+            }
+        }
+        let context = Context {
+            current_time: Some(Timestamp::from_millis(0)),
+            ..Context::default()
+        };
+        assert_eq!(current_time(&context, &"createdAt".into()), None);
     }
 
     #[test]

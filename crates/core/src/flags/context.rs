@@ -35,15 +35,24 @@ impl Context {
     /// or, for any other name, the property of that name. A standard field that is
     /// absent is also looked up among the properties, as Unleash's SDKs do.
     pub fn field(&self, name: &str) -> Option<Cow<'_, str>> {
-        let standard = match name {
-            "userId" => self.user_id.as_deref().map(Cow::Borrowed),
-            "sessionId" => self.session_id.as_deref().map(Cow::Borrowed),
-            "remoteAddress" => self.remote_address.as_deref().map(Cow::Borrowed),
-            "environment" => self.environment.as_deref().map(Cow::Borrowed),
-            "appName" => self.app_name.as_deref().map(Cow::Borrowed),
-            "currentTime" => self.current_time.map(|t| Cow::Owned(t.to_rfc3339())),
-            _ => None,
-        };
+        self.lookup(Standard::of(name), name)
+    }
+
+    /// The value of a field whose name was read once, with the flag: what
+    /// [`Context::field`] gives, without matching the standard names again.
+    pub fn value(&self, field: &FieldName) -> Option<Cow<'_, str>> {
+        self.lookup(field.standard, &field.name)
+    }
+
+    fn lookup(&self, standard: Option<Standard>, name: &str) -> Option<Cow<'_, str>> {
+        let standard = standard.and_then(|standard| match standard {
+            Standard::UserId => self.user_id.as_deref().map(Cow::Borrowed),
+            Standard::SessionId => self.session_id.as_deref().map(Cow::Borrowed),
+            Standard::RemoteAddress => self.remote_address.as_deref().map(Cow::Borrowed),
+            Standard::Environment => self.environment.as_deref().map(Cow::Borrowed),
+            Standard::AppName => self.app_name.as_deref().map(Cow::Borrowed),
+            Standard::CurrentTime => self.current_time.map(|t| Cow::Owned(t.to_rfc3339())),
+        });
         standard.filter(|value| !value.is_empty()).or_else(|| {
             self.properties
                 .get(name)
@@ -112,6 +121,80 @@ impl Context {
             reason: error.to_string(),
         })?;
         Context::from_json(&value)
+    }
+}
+
+/// The name of a context field, as a constraint or a variant override names it: the
+/// name as written, with Unleash's standard fields told apart once, when the flag is
+/// read, rather than on every evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldName {
+    name: String,
+    standard: Option<Standard>,
+}
+
+impl FieldName {
+    /// The field called `name`: a standard one (`userId`, `currentTime`, ...) or a
+    /// property.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            standard: Standard::of(&name),
+            name,
+        }
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether this is `currentTime`, the one field that is not text.
+    pub(super) fn is_current_time(&self) -> bool {
+        self.standard == Some(Standard::CurrentTime)
+    }
+}
+
+impl From<&str> for FieldName {
+    fn from(name: &str) -> Self {
+        FieldName::new(name)
+    }
+}
+
+impl From<String> for FieldName {
+    fn from(name: String) -> Self {
+        FieldName::new(name)
+    }
+}
+
+impl std::fmt::Display for FieldName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// The fields Unleash defines outside `properties`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standard {
+    UserId,
+    SessionId,
+    RemoteAddress,
+    Environment,
+    AppName,
+    CurrentTime,
+}
+
+impl Standard {
+    fn of(name: &str) -> Option<Self> {
+        match name {
+            "userId" => Some(Standard::UserId),
+            "sessionId" => Some(Standard::SessionId),
+            "remoteAddress" => Some(Standard::RemoteAddress),
+            "environment" => Some(Standard::Environment),
+            "appName" => Some(Standard::AppName),
+            "currentTime" => Some(Standard::CurrentTime),
+            _ => None,
+        }
     }
 }
 

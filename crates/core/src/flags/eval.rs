@@ -65,46 +65,64 @@ pub(super) struct Evaluator<'a> {
     pub(super) random: &'a mut dyn RandomSource,
 }
 
-impl Evaluator<'_> {
+/// Why a flag is on: the strategy that held, or none when the flag has no strategies.
+type Held<'a> = Option<&'a Strategy>;
+
+impl<'a> Evaluator<'a> {
     /// Evaluates a flag: whether it is on, and the variant handed out.
-    pub(super) fn flag(&mut self, flag: &Flag) -> Evaluation {
-        if !flag.enabled || !self.dependencies_hold(flag) {
-            return Evaluation::off();
+    pub(super) fn flag(&mut self, flag: &'a Flag) -> Evaluation {
+        match self.held(flag) {
+            None => Evaluation::off(),
+            Some(held) => Evaluation {
+                enabled: true,
+                variant: self
+                    .variant(flag, held)
+                    .map_or_else(|| VariantResult::disabled(true), VariantResult::of),
+            },
         }
-        let held = if flag.strategies.is_empty() {
-            None
-        } else {
-            match flag
-                .strategies
-                .iter()
-                .find(|strategy| self.strategy_holds(flag, strategy))
-            {
-                Some(strategy) => Some(strategy),
-                None => return Evaluation::off(),
-            }
-        };
-        let variant = match held {
+    }
+
+    /// Whether a flag is on, without picking its variant: what `is_enabled` asks,
+    /// answered without building a result.
+    pub(super) fn is_on(&mut self, flag: &'a Flag) -> bool {
+        self.held(flag).is_some()
+    }
+
+    /// `None` when the flag is off; otherwise why it is on.
+    fn held(&mut self, flag: &'a Flag) -> Option<Held<'a>> {
+        if !flag.enabled || !self.dependencies_hold(flag) {
+            return None;
+        }
+        if flag.strategies.is_empty() {
+            return Some(None);
+        }
+        flag.strategies
+            .iter()
+            .find(|strategy| self.strategy_holds(flag, strategy))
+            .map(Some)
+    }
+
+    /// The variant a flag that is on hands out: the held strategy's variants when it
+    /// has some, the flag's own otherwise; `None` when the list has no weight.
+    fn variant(&mut self, flag: &'a Flag, held: Held<'a>) -> Option<&'a Variant> {
+        match held {
             Some(strategy) if !strategy.variants.is_empty() => {
                 let group_id = strategy_group_id(strategy).unwrap_or(&flag.name);
                 let stickiness = strategy.variants[0]
                     .stickiness
-                    .clone()
-                    .or_else(|| strategy_stickiness(strategy).cloned())
-                    .unwrap_or(Stickiness::Default);
-                self.pick_variant(&strategy.variants, group_id, &stickiness)
+                    .as_ref()
+                    .or_else(|| strategy_stickiness(strategy))
+                    .unwrap_or(&Stickiness::Default);
+                self.pick_variant(&strategy.variants, group_id, stickiness)
             }
             _ => {
                 let stickiness = flag
                     .variants
                     .first()
-                    .and_then(|variant| variant.stickiness.clone())
-                    .unwrap_or(Stickiness::Default);
-                self.pick_variant(&flag.variants, &flag.name, &stickiness)
+                    .and_then(|variant| variant.stickiness.as_ref())
+                    .unwrap_or(&Stickiness::Default);
+                self.pick_variant(&flag.variants, &flag.name, stickiness)
             }
-        };
-        Evaluation {
-            enabled: true,
-            variant: variant.map_or_else(|| VariantResult::disabled(true), VariantResult::of),
         }
     }
 
@@ -120,13 +138,17 @@ impl Evaluator<'_> {
             if !parent.dependencies.is_empty() {
                 return false;
             }
-            let parent = self.flag(parent);
+            let Some(held) = self.held(parent) else {
+                return !dependency.enabled;
+            };
             if !dependency.enabled {
-                return !parent.enabled;
+                return false;
             }
-            parent.enabled
-                && (dependency.variants.is_empty()
-                    || dependency.variants.contains(&parent.variant.name))
+            dependency.variants.is_empty() || {
+                let variant = self.variant(parent, held);
+                let name = variant.map_or(VariantResult::DISABLED, |variant| &variant.name);
+                dependency.variants.iter().any(|wanted| wanted == name)
+            }
         })
     }
 
@@ -219,7 +241,7 @@ impl Evaluator<'_> {
         let overridden = variants.iter().find(|variant| {
             variant.overrides.iter().any(|rule| {
                 context
-                    .field(&rule.context_name)
+                    .value(&rule.context_name)
                     .is_some_and(|value| rule.values.iter().any(|v| *v == value))
             })
         });
@@ -456,7 +478,7 @@ mod tests {
     fn overrides_win_over_buckets() {
         let mut favoured = variant("favoured", 1);
         favoured.overrides.push(Override {
-            context_name: "plan".to_string(),
+            context_name: "plan".into(),
             values: vec!["gold".to_string()],
         });
         let flags = set(vec![flag(
@@ -511,6 +533,8 @@ mod tests {
             let evaluation = evaluate(&flags, name, &context);
             assert_eq!(evaluation.enabled, on, "{name}");
             assert_eq!(evaluation.variant.feature_enabled, on, "{name}");
+            let mut random = SeededRandom::new(7);
+            assert_eq!(flags.is_enabled(name, &context, &mut random), on, "{name}");
         }
     }
 

@@ -832,7 +832,7 @@ impl Checker<'_> {
             return None;
         }
         Some(Constraint {
-            context_name: field.clone(),
+            context_name: field.as_str().into(),
             condition,
             inverted: constraint.inverted,
             case_insensitive,
@@ -955,7 +955,7 @@ impl Checker<'_> {
                         return None;
                     }
                     Some(Override {
-                        context_name: rule.field.get_ref().clone(),
+                        context_name: rule.field.get_ref().as_str().into(),
                         values,
                     })
                 })

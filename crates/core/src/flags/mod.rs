@@ -27,11 +27,11 @@ mod semver;
 pub mod stored;
 pub mod unleash;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 pub use constraint::{OPERATORS, read_condition};
-pub use context::{Context, ContextError};
+pub use context::{Context, ContextError, FieldName};
 pub use eval::{RandomSource, SeededRandom};
 pub use file::parse_flag_file;
 pub use model::{
@@ -50,8 +50,69 @@ use crate::config::ConfigError;
 /// evaluate any of them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FlagSet {
-    flags: BTreeMap<String, Flag>,
+    /// The flags, sorted by name so that they are listed in order.
+    flags: Vec<Flag>,
+    /// Each flag's place in `flags`. Evaluation finds a flag by name on every call:
+    /// one hash and one comparison, where a sorted tree compares names (which often
+    /// share a long prefix) at every level.
+    by_name: HashMap<String, usize, BuildNameHasher>,
     segments: BTreeMap<String, Segment>,
+}
+
+/// Hashes flag names for [`FlagSet`]'s index, eight bytes at a step.
+///
+/// The standard library's keyed SipHash guards a map against keys chosen to collide;
+/// here the keys are the flags' names, written by whoever manages the flags, and a
+/// caller only looks names up, so no one who asks can fill the map with collisions.
+/// What matters is the cost of hashing on every evaluation, which SipHash triples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct BuildNameHasher;
+
+impl std::hash::BuildHasher for BuildNameHasher {
+    type Hasher = NameHasher;
+
+    fn build_hasher(&self) -> NameHasher {
+        NameHasher(0)
+    }
+}
+
+/// A multiply-and-rotate hash over 64-bit words (the scheme of Firefox's hash).
+struct NameHasher(u64);
+
+impl NameHasher {
+    const MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::MULTIPLIER);
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in words.by_ref() {
+            self.add(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            // Shifted in byte by byte: copying them into a zeroed word through memory
+            // stalls the load that reads the word back.
+            self.add(
+                rest.iter()
+                    .rev()
+                    .fold(0, |word, &byte| (word << 8) | u64::from(byte)),
+            );
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        // The table picks buckets by the low bits: fold the well-mixed high bits in.
+        self.0 ^ (self.0 >> 32)
+    }
 }
 
 /// Two flags, or two segments, with one name.
@@ -72,14 +133,21 @@ impl FlagSet {
     ///
     /// [`DuplicateName`] when two flags share a name or two segments an id, since
     /// evaluation could then not say which one it used.
-    pub fn new(flags: Vec<Flag>, segments: Vec<Segment>) -> Result<Self, DuplicateName> {
-        let mut set = FlagSet::default();
-        for flag in flags {
-            if set.flags.contains_key(&flag.name) {
-                return Err(DuplicateName::Flag(flag.name));
-            }
-            set.flags.insert(flag.name.clone(), flag);
+    pub fn new(mut flags: Vec<Flag>, segments: Vec<Segment>) -> Result<Self, DuplicateName> {
+        let mut names = HashSet::with_capacity(flags.len());
+        if let Some(twice) = flags.iter().find(|flag| !names.insert(flag.name.as_str())) {
+            return Err(DuplicateName::Flag(twice.name.clone()));
         }
+        flags.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut by_name = HashMap::with_capacity_and_hasher(flags.len(), BuildNameHasher);
+        for (index, flag) in flags.iter().enumerate() {
+            by_name.insert(flag.name.clone(), index);
+        }
+        let mut set = FlagSet {
+            flags,
+            by_name,
+            segments: BTreeMap::new(),
+        };
         for segment in segments {
             if set.segments.contains_key(&segment.id) {
                 return Err(DuplicateName::Segment(segment.id));
@@ -91,17 +159,17 @@ impl FlagSet {
 
     /// The flag of that name.
     pub fn flag(&self, name: &str) -> Option<&Flag> {
-        self.flags.get(name)
+        self.by_name.get(name).map(|&index| &self.flags[index])
     }
 
-    /// Every flag, by name.
+    /// Every flag, in the order of their names.
     pub fn flags(&self) -> impl Iterator<Item = &Flag> {
-        self.flags.values()
+        self.flags.iter()
     }
 
     /// The flags' names, in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.flags.keys().map(String::as_str)
+        self.flags.iter().map(|flag| flag.name.as_str())
     }
 
     /// The segment with that id.
@@ -141,8 +209,15 @@ impl FlagSet {
 
     /// Whether a flag is on for a context; an unknown flag is off, as in Unleash.
     pub fn is_enabled(&self, name: &str, context: &Context, random: &mut dyn RandomSource) -> bool {
-        self.evaluate(name, context, random)
-            .is_some_and(|evaluation| evaluation.enabled)
+        let Some(flag) = self.flag(name) else {
+            return false;
+        };
+        let mut evaluator = eval::Evaluator {
+            flags: self,
+            context,
+            random,
+        };
+        evaluator.is_on(flag)
     }
 
     /// The variant a context gets; an unknown flag gives the disabled variant, as in
@@ -269,6 +344,31 @@ mod tests {
         };
         let error = FlagSet::new(Vec::new(), vec![segment(), segment()]).unwrap_err();
         assert!(error.to_string().contains("segment \"1\""));
+    }
+
+    #[test]
+    fn flags_are_listed_in_name_order_and_found_by_name() {
+        let names: Vec<String> = (0..200).rev().map(|n| format!("team.flag-{n}")).collect();
+        let flags = names
+            .iter()
+            .map(|name| Flag {
+                name: name.clone(),
+                enabled: true,
+                description: None,
+                strategies: Vec::new(),
+                variants: Vec::new(),
+                dependencies: Vec::new(),
+            })
+            .collect();
+        let set = FlagSet::new(flags, Vec::new()).unwrap();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(set.names().collect::<Vec<_>>(), sorted);
+        for name in &names {
+            assert_eq!(set.flag(name).map(|flag| &flag.name), Some(name));
+        }
+        assert!(set.flag("team.flag-").is_none());
+        assert!(set.flag("team.flag-200").is_none());
     }
 
     #[test]

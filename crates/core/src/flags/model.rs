@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::context::FieldName;
 use super::network::AddressRange;
 use super::regex::Regex;
 use super::semver::Version;
@@ -166,7 +167,7 @@ impl fmt::Display for Stickiness {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Constraint {
     /// The context field, e.g. `environment`, `userId` or a custom property.
-    pub context_name: String,
+    pub context_name: FieldName,
     /// The operator and its operand, read.
     pub condition: Condition,
     /// Whether the result is negated. It does not apply to an unknown operator, which
@@ -286,6 +287,16 @@ pub enum DateComparison {
     Before,
 }
 
+impl DateComparison {
+    /// Whether the instant `at` (the context's) compares so with `operand`.
+    pub fn holds(self, at: Timestamp, operand: Timestamp) -> bool {
+        match self {
+            DateComparison::After => at > operand,
+            DateComparison::Before => at < operand,
+        }
+    }
+}
+
 /// A named set of constraints that strategies share.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
@@ -336,7 +347,7 @@ pub struct Payload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {
     /// The context field to look at.
-    pub context_name: String,
+    pub context_name: FieldName,
     /// The values of that field that get the variant.
     pub values: Vec<String>,
 }

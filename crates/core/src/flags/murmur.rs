@@ -2,7 +2,8 @@
 //!
 //! A user lands in the same bucket in Ripcord as in every Unleash SDK only if both
 //! hash the same bytes the same way, so this is the reference algorithm written out,
-//! not a hash chosen for speed.
+//! not a hash chosen for speed. It is fed in pieces so that bucketing hashes
+//! `"{group_id}:{id}"` without building that text.
 
 /// The seed Unleash uses when hashing for a rollout percentage.
 pub const ROLLOUT_SEED: u32 = 0;
@@ -14,38 +15,93 @@ pub const VARIANT_SEED: u32 = 86_028_157;
 
 /// MurmurHash3, x86 32-bit variant, of `bytes` with `seed`.
 pub fn murmur3_32(bytes: &[u8], seed: u32) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
+    let mut hasher = Murmur3::new(seed);
+    hasher.write(bytes);
+    hasher.finish()
+}
 
-    let mix = |block: u32| block.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+const C1: u32 = 0xcc9e_2d51;
+const C2: u32 = 0x1b87_3593;
 
-    let mut hash = seed;
-    let mut blocks = bytes.chunks_exact(4);
-    for block in blocks.by_ref() {
-        let block = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-        hash ^= mix(block);
-        hash = hash
+fn mix(block: u32) -> u32 {
+    block.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+}
+
+/// MurmurHash3 (x86, 32-bit) fed in pieces: the hash of the pieces is the hash of
+/// their concatenation. Bucketing hashes `"{group_id}:{id}"` this way, so that
+/// evaluating a flag never builds that text.
+#[derive(Debug, Clone)]
+struct Murmur3 {
+    hash: u32,
+    /// Bytes of an unfinished 4-byte block, the first in the lowest bits.
+    pending: u32,
+    pending_len: u32,
+    /// The length so far, modulo 2^32 as the reference implementation mixes it in.
+    len: u32,
+}
+
+impl Murmur3 {
+    fn new(seed: u32) -> Self {
+        Self {
+            hash: seed,
+            pending: 0,
+            pending_len: 0,
+            len: 0,
+        }
+    }
+
+    fn block(&mut self, block: u32) {
+        self.hash ^= mix(block);
+        self.hash = self
+            .hash
             .rotate_left(13)
             .wrapping_mul(5)
             .wrapping_add(0xe654_6b64);
     }
-    let tail = blocks.remainder();
-    if !tail.is_empty() {
-        let block = tail
-            .iter()
-            .rev()
-            .fold(0u32, |block, &byte| (block << 8) | u32::from(byte));
-        hash ^= mix(block);
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        self.len = self.len.wrapping_add(bytes.len() as u32);
+        while self.pending_len > 0 {
+            let Some((&byte, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.push(byte);
+            bytes = rest;
+        }
+        let mut blocks = bytes.chunks_exact(4);
+        for block in blocks.by_ref() {
+            self.block(u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+        }
+        for &byte in blocks.remainder() {
+            self.push(byte);
+        }
     }
 
-    // The length is mixed in modulo 2^32, as the reference implementation does.
-    hash ^= bytes.len() as u32;
-    hash ^= hash >> 16;
-    hash = hash.wrapping_mul(0x85eb_ca6b);
-    hash ^= hash >> 13;
-    hash = hash.wrapping_mul(0xc2b2_ae35);
-    hash ^= hash >> 16;
-    hash
+    /// Adds one byte to the unfinished block, hashing the block once it is whole.
+    fn push(&mut self, byte: u8) {
+        self.pending |= u32::from(byte) << (8 * self.pending_len);
+        self.pending_len += 1;
+        if self.pending_len == 4 {
+            let block = self.pending;
+            self.pending = 0;
+            self.pending_len = 0;
+            self.block(block);
+        }
+    }
+
+    fn finish(self) -> u32 {
+        let mut hash = self.hash;
+        if self.pending_len > 0 {
+            hash ^= mix(self.pending);
+        }
+        hash ^= self.len;
+        hash ^= hash >> 16;
+        hash = hash.wrapping_mul(0x85eb_ca6b);
+        hash ^= hash >> 13;
+        hash = hash.wrapping_mul(0xc2b2_ae35);
+        hash ^= hash >> 16;
+        hash
+    }
 }
 
 /// The bucket of `id` within `group_id`: a number from 1 to `modulus` (inclusive).
@@ -59,8 +115,11 @@ pub fn murmur3_32(bytes: &[u8], seed: u32) -> u32 {
 ///
 /// If `modulus` is 0; callers check that there is some weight to share first.
 pub fn normalized_hash(group_id: &str, id: &str, modulus: u32, seed: u32) -> u32 {
-    let key = format!("{group_id}:{id}");
-    murmur3_32(key.as_bytes(), seed) % modulus + 1
+    let mut hasher = Murmur3::new(seed);
+    hasher.write(group_id.as_bytes());
+    hasher.write(b":");
+    hasher.write(id.as_bytes());
+    hasher.finish() % modulus + 1
 }
 
 /// The rollout bucket of `id` within `group_id`, from 1 to 100.
@@ -104,6 +163,25 @@ mod tests {
                 "murmur3_32({:?}, {seed:#x})",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Feeding the bytes in pieces, split anywhere, hashes them as one piece.
+        #[test]
+        fn pieces_hash_as_their_concatenation(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            first in 0usize..40,
+            second in 0usize..40,
+            seed in proptest::prelude::any::<u32>(),
+        ) {
+            let (first, second) = (first.min(bytes.len()), second.min(bytes.len()));
+            let (low, high) = (first.min(second), first.max(second));
+            let mut hasher = Murmur3::new(seed);
+            hasher.write(&bytes[..low]);
+            hasher.write(&bytes[low..high]);
+            hasher.write(&bytes[high..]);
+            proptest::prop_assert_eq!(hasher.finish(), murmur3_32(&bytes, seed));
         }
     }
 

@@ -444,7 +444,7 @@ fn read_constraints(
                     wire.value.as_deref(),
                     case_insensitive,
                 ),
-                context_name: wire.context_name,
+                context_name: wire.context_name.into(),
                 inverted: wire.inverted.unwrap_or(false),
                 case_insensitive,
             })
@@ -479,7 +479,7 @@ fn read_variants(
                     .unwrap_or_default()
                     .into_iter()
                     .map(|rule| Override {
-                        context_name: rule.context_name,
+                        context_name: rule.context_name.into(),
                         values: rule.values,
                     })
                     .collect(),
