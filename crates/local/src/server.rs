@@ -1,8 +1,9 @@
 //! Local mode's one control port: it hosts the handlers written in `ripcord-api`
-//! (the CI webhook and the JSON API) and the dashboard, over hyper.
+//! (the CI webhook, the JSON API and OFREP flag evaluation) and the dashboard, over
+//! hyper.
 //!
-//! Routes are matched in `route`, one line each, so that other entry points (chat
-//! interactions, OFREP) are added there next to these.
+//! Routes are matched in `route`, one block each, so that other entry points (chat
+//! interactions) are added there next to these.
 
 use std::convert::Infallible;
 use std::pin::pin;
@@ -18,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use ripcord_api::control::{self, ControlApi};
 use ripcord_api::error::ApiError;
 use ripcord_api::webhook::{self, MAX_BODY, Webhook};
+use ripcord_core::ports::Clock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::debug;
@@ -108,6 +110,9 @@ async fn route(shared: &Shared, request: Request<Vec<u8>>) -> Response<String> {
         }
         return outcome.response;
     }
+    if path.starts_with("/ofrep/") {
+        return shared.ofrep.handle(request, shared.clock.now()).await;
+    }
     if control::is_api_path(&path) {
         let api = ControlApi {
             driver: shared.driver(),
@@ -125,7 +130,7 @@ async fn route(shared: &Shared, request: Request<Vec<u8>>) -> Response<String> {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "nothing at {path}: this port serves POST /deployments (the webhook), /api/ (the JSON API) and / (the dashboard)"
+            "nothing at {path}: this port serves POST /deployments (the webhook), /api/ (the JSON API), POST /ofrep/v1/evaluate/flags[/{{key}}] (OFREP) and / (the dashboard)"
         ),
     )
     .into_response()
