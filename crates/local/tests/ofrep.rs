@@ -1,6 +1,8 @@
-//! OFREP flag evaluation on local mode's control port, over real HTTP on loopback:
-//! flags and API keys in the SQLite store, a key's SHA-256 checked, a flag that does
-//! not exist, and the bulk answer's ETag.
+//! OFREP flag evaluation and the flags API on local mode's control port, over real
+//! HTTP on loopback: flags and API keys in the SQLite store, a key's SHA-256 checked,
+//! a flag that does not exist, the bulk answer's ETag; every change through the flags
+//! API recorded in the flag's history and served by OFREP at once, and bad input
+//! refused with nothing written.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -223,6 +225,319 @@ async fn the_control_port_evaluates_stored_flags_for_a_known_key() {
             .as_str()
             .unwrap()
             .contains("/ofrep/v1/evaluate/flags")
+    );
+
+    runtime.shutdown().await;
+}
+
+/// Sends `method path` with a JSON body, with the local token when `token` holds.
+async fn call(
+    runtime: &LocalRuntime,
+    method: &str,
+    path: &str,
+    token: bool,
+    body: Value,
+) -> ProbeAnswer {
+    let bearer = format!("Bearer {TOKEN}");
+    let mut headers = vec![("content-type", "application/json")];
+    if token {
+        headers.push(("authorization", bearer.as_str()));
+    }
+    send(
+        &format!("http://{}", runtime.control_addr()),
+        method,
+        path,
+        &headers,
+        body.to_string().into_bytes(),
+        SANITY,
+    )
+    .await
+    .unwrap()
+}
+
+/// Asserts a refusal: its status, its JSON error code and, for a 400, the field.
+fn refused(answer: &ProbeAnswer, status: u16, code: &str, field: Option<&str>) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    let body = json_of(answer);
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    if let Some(field) = field {
+        assert_eq!(body["field"], field, "{body}");
+    }
+}
+
+async fn flags_and_keys(runtime: &LocalRuntime) -> (Value, Value) {
+    let flags = call(runtime, "GET", "/api/flags", false, json!(null)).await;
+    assert_eq!(flags.status, 200, "{}", flags.body);
+    let keys = call(runtime, "GET", "/api/flag-keys", false, json!(null)).await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    (json_of(&flags), json_of(&keys))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flags_api_changes_flags_with_history_and_ofrep_serves_them_at_once() {
+    let blue = SampleApp::start(SampleRelease::healthy("v1"))
+        .await
+        .unwrap();
+    let green = SampleApp::start(SampleRelease::healthy("v2"))
+        .await
+        .unwrap();
+    let store = TempStore::new("flags-api");
+    let runtime = start(&blue, &green, &store).await;
+    let empty = flags_and_keys(&runtime).await;
+    assert_eq!(empty, (json!({"flags": []}), json!({"keys": []})));
+
+    // Refusals, each writing nothing.
+    let rollout = "/api/flags/checkout/rollout";
+    refused(
+        &call(&runtime, "POST", rollout, false, json!({"percent": 10})).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    let wrong_token = send(
+        &format!("http://{}", runtime.control_addr()),
+        "POST",
+        rollout,
+        &[("authorization", "Bearer not-the-token")],
+        json!({"percent": 10}).to_string().into_bytes(),
+        SANITY,
+    )
+    .await
+    .unwrap();
+    refused(&wrong_token, 401, "unauthorized", None);
+    refused(
+        &call(&runtime, "POST", rollout, true, json!({"percent": 101})).await,
+        400,
+        "invalid_request",
+        Some("percent"),
+    );
+    refused(
+        &call(&runtime, "POST", rollout, true, json!({"percent": "ten"})).await,
+        400,
+        "invalid_request",
+        Some("percent"),
+    );
+    let not_json = send(
+        &format!("http://{}", runtime.control_addr()),
+        "POST",
+        rollout,
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        b"{percent".to_vec(),
+        SANITY,
+    )
+    .await
+    .unwrap();
+    refused(&not_json, 400, "invalid_request", Some("body"));
+    let misnamed = json!({"definition": {"name": "other", "enabled": true, "strategies": []}});
+    refused(
+        &call(&runtime, "PUT", "/api/flags/checkout", true, misnamed).await,
+        400,
+        "invalid_request",
+        Some("definition"),
+    );
+    let broken_state =
+        json!({"state": {"features": [{"name": "a", "enabled": "yes"}]}, "source": "broken.json"});
+    let broken = call(&runtime, "POST", "/api/flags", true, broken_state).await;
+    refused(&broken, 400, "invalid_request", Some("state"));
+    assert!(
+        json_of(&broken)["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken.json")
+    );
+    refused(
+        &call(
+            &runtime,
+            "POST",
+            "/api/flags/absent/enable",
+            true,
+            json!({}),
+        )
+        .await,
+        404,
+        "unknown_flag",
+        None,
+    );
+    refused(
+        &call(
+            &runtime,
+            "POST",
+            "/api/flag-keys",
+            true,
+            json!({"name": "two words"}),
+        )
+        .await,
+        400,
+        "invalid_request",
+        Some("name"),
+    );
+    refused(
+        &call(
+            &runtime,
+            "POST",
+            "/api/flag-keys",
+            false,
+            json!({"name": "web"}),
+        )
+        .await,
+        401,
+        "unauthorized",
+        None,
+    );
+    refused(
+        &call(&runtime, "DELETE", "/api/flags", true, json!({})).await,
+        405,
+        "method_not_allowed",
+        None,
+    );
+    assert_eq!(flags_and_keys(&runtime).await, empty);
+
+    // A key, shown once; the listing never holds it nor its hash.
+    let created = call(
+        &runtime,
+        "POST",
+        "/api/flag-keys",
+        true,
+        json!({"name": "web"}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let key = json_of(&created)["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("rcf_") && key.len() == 68, "{key}");
+    refused(
+        &call(
+            &runtime,
+            "POST",
+            "/api/flag-keys",
+            true,
+            json!({"name": "web"}),
+        )
+        .await,
+        409,
+        "conflict",
+        None,
+    );
+    let (_, keys) = flags_and_keys(&runtime).await;
+    assert_eq!(keys["keys"][0]["name"], "web");
+    assert_eq!(
+        keys["keys"][0]["created_by"],
+        json!({"type": "cli", "user": "local"})
+    );
+    assert!(!keys.to_string().contains(&key[4..]) && keys["keys"][0].get("sha256").is_none());
+
+    let bearer = format!("Bearer {key}");
+    let auth = [("authorization", bearer.as_str())];
+    let context = json!({"context": {"targetingKey": "user-42"}});
+    let ofrep = async |flag: &str| {
+        let answer = evaluate(
+            &runtime,
+            &format!("/ofrep/v1/evaluate/flags/{flag}"),
+            &auth,
+            &context,
+        )
+        .await;
+        json_of(&answer)
+    };
+
+    let message = |answer: ProbeAnswer| {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        json_of(&answer)["message"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        message(call(&runtime, "POST", rollout, true, json!({"percent": 100})).await),
+        "checkout: created with rollout 100% (version 1)"
+    );
+    assert_eq!(ofrep("checkout").await["reason"], "TARGETING_MATCH");
+    assert_eq!(
+        message(
+            call(
+                &runtime,
+                "POST",
+                "/api/flags/checkout/disable",
+                true,
+                json!({})
+            )
+            .await
+        ),
+        "checkout disabled (version 2)"
+    );
+    // Served at once, well within OFREP's five-second cache.
+    assert_eq!(ofrep("checkout").await["reason"], "DISABLED");
+    assert_eq!(
+        message(
+            call(
+                &runtime,
+                "POST",
+                "/api/flags/checkout/disable",
+                true,
+                json!({})
+            )
+            .await
+        ),
+        "checkout is already disabled (version 2)"
+    );
+    let definition = json!({"name": "checkout", "enabled": true, "strategies": [
+        {"name": "userWithId", "parameters": {"userIds": "user-42"}}]});
+    assert_eq!(
+        message(
+            call(
+                &runtime,
+                "PUT",
+                "/api/flags/checkout",
+                true,
+                json!({"definition": definition, "source": "checkout.json"})
+            )
+            .await
+        ),
+        "checkout stored as version 3"
+    );
+    assert_eq!(ofrep("checkout").await["value"], true);
+    let state = json!({"state": {"version": 1,
+        "features": [{"name": "banner", "enabled": true, "strategies": [{"name": "default", "segments": [1]}]}],
+        "segments": [{"id": 1, "constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]}]}]},
+        "source": "state.json"});
+    assert_eq!(
+        message(call(&runtime, "POST", "/api/flags", true, state).await),
+        "imported state.json: 2 created, 0 updated, 0 unchanged"
+    );
+    assert_eq!(ofrep("banner").await["reason"], "DEFAULT");
+
+    let (flags, _) = flags_and_keys(&runtime).await;
+    let names: Vec<&str> = flags["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["banner", "checkout"]);
+    let one = call(&runtime, "GET", "/api/flags/checkout", false, json!(null)).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let one = json_of(&one);
+    assert_eq!(one["flag"]["version"], 3);
+    let history: Vec<(Value, Value)> = one["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["summary"].clone(), c["record"]["updated_by"].clone()))
+        .collect();
+    let local = json!({"type": "cli", "user": "local"});
+    assert_eq!(
+        history,
+        [
+            (json!("created with rollout 100%"), local.clone()),
+            (json!("disabled"), local.clone()),
+            (json!("set from checkout.json"), local),
+        ]
+    );
+    refused(
+        &call(&runtime, "GET", "/api/flags/absent", false, json!(null)).await,
+        404,
+        "unknown_flag",
+        None,
     );
 
     runtime.shutdown().await;
