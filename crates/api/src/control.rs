@@ -6,6 +6,8 @@
 //! - `GET /api/deployments`: recent deployments, newest first (`?service=` filters).
 //! - `GET /api/deployments/{id}`: one deployment, its events and whether its hash
 //!   chain holds.
+//! - `GET /api/dora?days=N&service=S`: the DORA figures of the last N days (30 when
+//!   not given), as `ripcord dora` computes them on the table.
 //! - `POST /api/deployments/{id}/{promote|pause|resume|abort|rollback|approve}` with
 //!   `Authorization: Bearer <token>` and an optional JSON body `{"reason": "..."}`:
 //!   queues the command and runs a pass at once, answering 202 with the state after
@@ -18,8 +20,11 @@ use http::{Method, Request, Response, StatusCode, header};
 use ripcord_core::config::Config;
 use ripcord_core::deployment::{CommandKind, Deployment, State};
 use ripcord_core::domain::{DeploymentId, ServiceName};
+use ripcord_core::dora::{DoraReport, dora};
 use ripcord_core::driver::Driver;
 use ripcord_core::history::{Actor, verify_history};
+use ripcord_core::ports::{Store, StoreError};
+use ripcord_core::time::Timestamp;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, json_response};
@@ -64,13 +69,14 @@ async fn route(
     match (method, parts.as_slice()) {
         (Method::GET, ["status"]) => status(api).await,
         (Method::GET, ["deployments"]) => list(api, &query).await,
+        (Method::GET, ["dora"]) => dora_figures(api, &query).await,
         (Method::GET, ["deployments", id]) => one(api, id).await,
         (Method::POST, ["deployments", id, command]) => {
             authorize(api.token, &request)?;
             let body = request.body();
             command_on(api, id, command, body).await
         }
-        (_, ["status"] | ["deployments"] | ["deployments", _]) => Err(ApiError::new(
+        (_, ["status"] | ["deployments"] | ["deployments", _] | ["dora"]) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("use GET {path}"),
@@ -89,13 +95,13 @@ fn not_found(path: &str) -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "nothing at {path}: the API serves /api/status, /api/deployments and /api/deployments/{{id}}[/{{command}}]"
+            "nothing at {path}: the API serves /api/status, /api/deployments, /api/deployments/{{id}}[/{{command}}], /api/dora, /api/flags[/{{name}}] and /api/flag-keys"
         ),
     )
 }
 
 /// Checks the bearer token in constant time.
-fn authorize(token: &str, request: &Request<Vec<u8>>) -> Result<(), ApiError> {
+pub(crate) fn authorize(token: &str, request: &Request<Vec<u8>>) -> Result<(), ApiError> {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -188,6 +194,56 @@ async fn list(api: &ControlApi<'_>, query: &str) -> Result<Response<String>, Api
     deployments.reverse();
     let list: Vec<Value> = deployments.iter().map(deployment_json).collect();
     Ok(json_response(StatusCode::OK, &json!({"deployments": list})))
+}
+
+/// The days `GET /api/dora` looks back when the query names none.
+pub const DEFAULT_DORA_DAYS: u32 = 30;
+
+/// The DORA figures of the deployments that finished in the last `days` days before
+/// `now`, for one service or all: what `ripcord dora` prints, on either store.
+pub async fn dora_report(
+    store: &dyn Store,
+    service: Option<&ServiceName>,
+    days: u32,
+    now: Timestamp,
+) -> Result<DoraReport, StoreError> {
+    let window = Duration::from_secs(u64::from(days) * 86_400);
+    let from = now.minus(window);
+    // A deployment counts in the window it finished in, so look back one more window
+    // for deployments that started earlier.
+    let since = from.minus(window);
+    let mut events = Vec::new();
+    for d in store.deployments_since(service, since).await? {
+        events.extend(store.events(&d.id).await?);
+    }
+    Ok(dora(&events, service, from, now))
+}
+
+async fn dora_figures(api: &ControlApi<'_>, query: &str) -> Result<Response<String>, ApiError> {
+    let service = match query_value(query, "service") {
+        Some(name) => {
+            Some(ServiceName::new(name).map_err(|e| ApiError::bad_request("service", e.0))?)
+        }
+        None => None,
+    };
+    let days = match query_value(query, "days") {
+        None => DEFAULT_DORA_DAYS,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|days| *days >= 1)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "days",
+                    format!("days must be a whole number of at least 1, not {text:?}"),
+                )
+            })?,
+    };
+    let now = api.driver.clock.now();
+    let report = dora_report(api.driver.store, service.as_ref(), days, now)
+        .await
+        .map_err(ApiError::store)?;
+    Ok(json_response(StatusCode::OK, &json!(report)))
 }
 
 fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {

@@ -4,5 +4,7 @@
 
 pub mod control;
 pub mod error;
+pub mod flag_admin;
+pub mod flags_api;
 pub mod ofrep;
 pub mod webhook;

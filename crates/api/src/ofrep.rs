@@ -71,6 +71,8 @@ pub struct Ofrep {
     refresh: Duration,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     refreshing: AtomicBool,
+    /// Set when the host wrote to the store, so that the next request reads it again.
+    stale: AtomicBool,
     random: AtomicU64,
 }
 
@@ -83,6 +85,7 @@ impl Ofrep {
             refresh,
             snapshot: RwLock::new(None),
             refreshing: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
             random: AtomicU64::new(seed),
         }
     }
@@ -116,6 +119,7 @@ impl Ofrep {
         let current = self.current();
         if let Some(snapshot) = &current
             && now.since(snapshot.loaded_at) < self.refresh
+            && !self.stale.load(Ordering::Acquire)
         {
             return Ok(snapshot.clone());
         }
@@ -126,9 +130,14 @@ impl Ofrep {
         if !first && let Some(snapshot) = current.clone() {
             return Ok(snapshot);
         }
+        // A write made while this read runs marks the copy stale again.
+        let was_stale = self.stale.swap(false, Ordering::AcqRel);
         let loaded = self.load(now).await;
         if first {
             self.refreshing.store(false, Ordering::Release);
+        }
+        if loaded.is_err() && was_stale {
+            self.stale.store(true, Ordering::Release);
         }
         match (loaded, current) {
             (Ok(snapshot), _) => Ok(snapshot),
@@ -140,6 +149,12 @@ impl Ofrep {
                 format!("the flag store cannot be read ({error}); retry shortly"),
             )),
         }
+    }
+
+    /// Makes the next request read the store again rather than wait for the refresh
+    /// interval: the host calls it after it wrote flags or keys itself.
+    pub fn invalidate(&self) {
+        self.stale.store(true, Ordering::Release);
     }
 
     /// Answers one OFREP request received at `now`.
@@ -474,7 +489,7 @@ fn evaluate(
 }
 
 /// Decodes `%XX` escapes in a path segment; anything malformed stays as written.
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());

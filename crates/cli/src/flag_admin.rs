@@ -1,64 +1,27 @@
 //! `ripcord flags list | get | set | enable | disable | rollout | import` and
-//! `ripcord flags keys create | list`: the flags in the flag store, written against the
-//! core's `FlagStore` port (the DynamoDB table here; local mode's file later).
-//!
-//! Every change is a conditional write on the version it was based on, recorded with
-//! who made it (the CLI's user) and when; a change that lost a race is reported, not
-//! retried blindly, so nobody's edit is overwritten unseen.
+//! `ripcord flags keys create | list`: the flags in the flag store. The changes are
+//! `ripcord_api::flag_admin`'s, shared with local mode's flags API; this module reads
+//! the files they take and renders what the store holds, so that the table and
+//! `--local` print the same thing.
 
 use std::io::Read as _;
 use std::path::Path;
 
-use anyhow::{Context as _, anyhow, bail};
-use ripcord_core::domain::Weight;
-use ripcord_core::flags::stored::{
-    api_key_sha256, check_definition, format_percent, is_enabled, new_rollout_flag, rollout,
-    with_enabled, with_rollout,
-};
-use ripcord_core::flags::unleash::state_from_json;
-use ripcord_core::ports::{
-    ApiKeyRecord, FlagRecord, FlagRecordKind, FlagStore, FlagStoreError, FlagWrite,
-};
+use anyhow::Context as _;
+use ripcord_api::flag_admin::{self as shared, Change, KeySummary, rollout_text};
+use ripcord_core::flags::stored::{is_enabled, rollout};
+use ripcord_core::ports::{FlagChange, FlagRecord, FlagRecordKind, FlagStore};
 use ripcord_core::time::Timestamp;
 use serde_json::{Value, json};
 
 use crate::ops::cli_actor;
 
-fn write(
-    kind: FlagRecordKind,
-    name: &str,
-    expected: u64,
-    definition: Value,
-    at: Timestamp,
-    summary: String,
-) -> FlagWrite {
-    FlagWrite {
-        kind,
-        name: name.to_string(),
-        expected_version: expected,
-        definition,
-        at,
+/// Who the command line's changes are recorded as, and when.
+fn change(now: Timestamp) -> Change {
+    Change {
         actor: cli_actor(),
-        summary,
+        at: now,
     }
-}
-
-fn conflict_hint(error: FlagStoreError) -> anyhow::Error {
-    match error {
-        FlagStoreError::Conflict { .. } => anyhow!("{error}; nothing was changed"),
-        other => anyhow!(other),
-    }
-}
-
-async fn existing(store: &dyn FlagStore, name: &str) -> anyhow::Result<FlagRecord> {
-    store
-        .flag_record(FlagRecordKind::Flag, name)
-        .await?
-        .ok_or_else(|| anyhow!("no flag {name:?}; `ripcord flags list` shows the flags"))
-}
-
-fn rollout_text(definition: &Value) -> String {
-    rollout(definition).map_or_else(|| "-".to_string(), format_percent)
 }
 
 fn summary_json(record: &FlagRecord) -> Value {
@@ -74,7 +37,11 @@ fn summary_json(record: &FlagRecord) -> Value {
 
 /// `ripcord flags list`: every flag, its switch, rollout and version.
 pub async fn list(store: &dyn FlagStore, as_json: bool) -> anyhow::Result<String> {
-    let records = store.flag_records().await?;
+    render_list(&store.flag_records().await?, as_json)
+}
+
+/// What `ripcord flags list` prints for these records (segments are left out).
+pub fn render_list(records: &[FlagRecord], as_json: bool) -> anyhow::Result<String> {
     let flags: Vec<&FlagRecord> = records
         .iter()
         .filter(|r| r.kind == FlagRecordKind::Flag)
@@ -110,10 +77,19 @@ pub async fn list(store: &dyn FlagStore, as_json: bool) -> anyhow::Result<String
 
 /// `ripcord flags get FLAG`: the definition and every change.
 pub async fn get(store: &dyn FlagStore, name: &str, as_json: bool) -> anyhow::Result<String> {
-    let record = existing(store, name).await?;
+    let record = shared::existing(store, name).await?;
     let changes = store.flag_changes(FlagRecordKind::Flag, name).await?;
+    render_get(&record, &changes, as_json)
+}
+
+/// What `ripcord flags get` prints for a flag and its changes.
+pub fn render_get(
+    record: &FlagRecord,
+    changes: &[FlagChange],
+    as_json: bool,
+) -> anyhow::Result<String> {
     if as_json {
-        let mut out = summary_json(&record);
+        let mut out = summary_json(record);
         out["definition"] = record.definition.clone();
         out["history"] = changes
             .iter()
@@ -140,7 +116,7 @@ pub async fn get(store: &dyn FlagStore, name: &str, as_json: bool) -> anyhow::Re
         record.version,
         serde_json::to_string_pretty(&record.definition)?
     );
-    for change in &changes {
+    for change in changes {
         out.push_str(&format!(
             "\n  v{}  {}  {}  {}",
             change.record.version,
@@ -159,27 +135,7 @@ pub async fn switch(
     enabled: bool,
     now: Timestamp,
 ) -> anyhow::Result<String> {
-    let record = existing(store, name).await?;
-    let word = if enabled { "enabled" } else { "disabled" };
-    if is_enabled(&record.definition) == enabled {
-        return Ok(format!(
-            "{name} is already {word} (version {})",
-            record.version
-        ));
-    }
-    let definition = with_enabled(name, &record.definition, enabled)?;
-    let stored = store
-        .put_flag_record(write(
-            FlagRecordKind::Flag,
-            name,
-            record.version,
-            definition,
-            now,
-            word.to_string(),
-        ))
-        .await
-        .map_err(conflict_hint)?;
-    Ok(format!("{name} {word} (version {})", stored.version))
+    Ok(shared::switch(store, name, enabled, &change(now)).await?)
 }
 
 /// `ripcord flags rollout FLAG PERCENT`: every flexibleRollout strategy of the flag at
@@ -190,39 +146,11 @@ pub async fn set_rollout(
     percent: u32,
     now: Timestamp,
 ) -> anyhow::Result<String> {
-    let weight = Weight::new(percent).map_err(|e| anyhow!("PERCENT: {e}"))?;
-    let current = store.flag_record(FlagRecordKind::Flag, name).await?;
-    let (expected, definition, summary) = match &current {
-        Some(record) => (
-            record.version,
-            with_rollout(name, &record.definition, weight)?,
-            format!("rollout {} → {percent}%", rollout_text(&record.definition)),
-        ),
-        None => (
-            0,
-            new_rollout_flag(name, weight),
-            format!("created with rollout {percent}%"),
-        ),
-    };
-    if current.as_ref().is_some_and(|r| r.definition == definition) {
-        return Ok(format!("{name} is already at rollout {percent}%"));
-    }
-    let stored = store
-        .put_flag_record(write(
-            FlagRecordKind::Flag,
-            name,
-            expected,
-            definition,
-            now,
-            summary.clone(),
-        ))
-        .await
-        .map_err(conflict_hint)?;
-    Ok(format!("{name}: {summary} (version {})", stored.version))
+    Ok(shared::set_rollout(store, name, percent, &change(now)).await?)
 }
 
 /// Reads a JSON file, or standard input for `-`.
-fn read_json(file: &Path) -> anyhow::Result<Value> {
+pub fn read_json(file: &Path) -> anyhow::Result<Value> {
     let text = if file == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
@@ -246,36 +174,8 @@ pub async fn set(
     now: Timestamp,
 ) -> anyhow::Result<String> {
     let document = read_json(file)?;
-    let definition = match document.get("features").and_then(Value::as_array) {
-        Some(features) => features
-            .iter()
-            .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
-            .cloned()
-            .ok_or_else(|| anyhow!("{} has no feature named {name:?}", file.display()))?,
-        None => document,
-    };
-    check_definition(FlagRecordKind::Flag, name, &definition)
-        .map_err(|e| anyhow!("{}: {e}; nothing was changed", file.display()))?;
-    let current = store.flag_record(FlagRecordKind::Flag, name).await?;
-    if current.as_ref().is_some_and(|r| r.definition == definition) {
-        return Ok(format!(
-            "{name} is already this definition (version {})",
-            current.map_or(0, |r| r.version)
-        ));
-    }
-    let expected = current.map_or(0, |r| r.version);
-    let stored = store
-        .put_flag_record(write(
-            FlagRecordKind::Flag,
-            name,
-            expected,
-            definition,
-            now,
-            format!("set from {}", file.display()),
-        ))
-        .await
-        .map_err(conflict_hint)?;
-    Ok(format!("{name} stored as version {}", stored.version))
+    let source = file.display().to_string();
+    Ok(shared::set_definition(store, name, document, &source, &change(now)).await?)
 }
 
 /// `ripcord flags import --unleash FILE`: every feature and segment of an Unleash
@@ -283,66 +183,8 @@ pub async fn set(
 /// broken file imports nothing; then each record that differs is written.
 pub async fn import(store: &dyn FlagStore, file: &Path, now: Timestamp) -> anyhow::Result<String> {
     let document = read_json(file)?;
-    if document.get("features").is_none() {
-        bail!(
-            "{} has no \"features\" array: export the state with GET /api/client/features",
-            file.display()
-        );
-    }
-    state_from_json(&document)
-        .map_err(|e| anyhow!("{}: {e}; nothing was imported", file.display()))?;
-    let mut entries = Vec::new();
-    for segment in document["segments"].as_array().into_iter().flatten() {
-        let id = match &segment["id"] {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        entries.push((FlagRecordKind::Segment, id, segment.clone()));
-    }
-    for feature in document["features"].as_array().into_iter().flatten() {
-        let name = feature["name"].as_str().unwrap_or_default().to_string();
-        entries.push((FlagRecordKind::Flag, name, feature.clone()));
-    }
-    let (mut created, mut updated, mut unchanged) = (0, 0, 0);
-    for (kind, name, definition) in entries {
-        let current = store.flag_record(kind, &name).await?;
-        let expected = match &current {
-            Some(record) if record.definition == definition => {
-                unchanged += 1;
-                continue;
-            }
-            Some(record) => {
-                updated += 1;
-                record.version
-            }
-            None => {
-                created += 1;
-                0
-            }
-        };
-        let summary = format!("imported from {}", file.display());
-        store
-            .put_flag_record(write(kind, &name, expected, definition, now, summary))
-            .await
-            .map_err(|e| anyhow!("{} {name}: {}", kind.as_str(), conflict_hint(e)))?;
-    }
-    Ok(format!(
-        "imported {}: {created} created, {updated} updated, {unchanged} unchanged",
-        file.display()
-    ))
-}
-
-/// A new API key: 32 random bytes from the operating system, in hex, after a prefix
-/// that makes a leaked key easy to recognise.
-fn new_key() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("cannot read random bytes from /dev/urandom")?;
-    Ok(format!(
-        "rcf_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    let source = file.display().to_string();
+    Ok(shared::import_state(store, &document, &source, &change(now)).await?)
 }
 
 /// `ripcord flags keys create NAME`: stores the key's hash and returns the key, which
@@ -352,24 +194,25 @@ pub async fn create_key(
     name: &str,
     now: Timestamp,
 ) -> anyhow::Result<String> {
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("a key name needs at least one character and no spaces, e.g. web-frontend");
-    }
-    let key = new_key()?;
-    store
-        .create_api_key(ApiKeyRecord {
-            name: name.to_string(),
-            sha256: api_key_sha256(&key),
-            created_at: now,
-            created_by: cli_actor(),
-        })
-        .await?;
+    shared::check_key_name(name)?;
+    let key = shared::new_key().context("cannot read random bytes from /dev/urandom")?;
+    shared::create_key(store, name, &key, &change(now)).await?;
     Ok(key)
 }
 
 /// `ripcord flags keys list`: names and creation, never the keys.
 pub async fn list_keys(store: &dyn FlagStore, as_json: bool) -> anyhow::Result<String> {
-    let keys = store.api_keys().await?;
+    let keys: Vec<KeySummary> = store
+        .api_keys()
+        .await?
+        .iter()
+        .map(KeySummary::from)
+        .collect();
+    render_keys(&keys, as_json)
+}
+
+/// What `ripcord flags keys list` prints.
+pub fn render_keys(keys: &[KeySummary], as_json: bool) -> anyhow::Result<String> {
     if as_json {
         let list: Vec<Value> = keys
             .iter()
@@ -397,7 +240,7 @@ pub async fn list_keys(store: &dyn FlagStore, as_json: bool) -> anyhow::Result<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ripcord_core::flags::stored::flag_set;
+    use ripcord_core::flags::stored::{api_key_sha256, flag_set};
     use ripcord_core::flags::{Context, SeededRandom};
     use ripcord_core::memory::{MemoryFlagStore, block_on};
 

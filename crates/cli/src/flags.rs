@@ -1,7 +1,8 @@
 //! `ripcord flags`: feature flags from the command line. `ripcord flags eval` reads a
 //! Ripcord flag file or an Unleash feature state (the format is detected) and
 //! evaluates one flag for a context, as an Unleash SDK would. The other subcommands
-//! read and change the flags stored in the table (module `flag_admin`).
+//! read and change the stored flags: in the table (module `flag_admin`), or in local
+//! mode with `--local URL` (module `local_flags`).
 
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use ripcord_core::flags::{
 use ripcord_core::time::Timestamp;
 use serde::Serialize;
 
+use crate::local_flags::LocalFlags;
 use crate::ops::TableArg;
 use crate::validate::render_problem;
 use ripcord_aws::DynamoFlagStore;
@@ -140,62 +142,89 @@ pub fn run(command: &FlagsCommand) -> anyhow::Result<ExitCode> {
     let now = now();
     match command {
         FlagsCommand::Eval(args) => eval(args),
-        FlagsCommand::List { table, json } => {
-            on_table(table, async |s| admin::list(s, *json).await)
-        }
-        FlagsCommand::Get { flag, table, json } => {
-            on_table(table, async |s| admin::get(s, flag, *json).await)
-        }
-        FlagsCommand::Set { flag, from, table } => {
-            on_table(table, async |s| admin::set(s, flag, from, now).await)
-        }
-        FlagsCommand::Enable { flag, table } => {
-            on_table(table, async |s| admin::switch(s, flag, true, now).await)
-        }
-        FlagsCommand::Disable { flag, table } => {
-            on_table(table, async |s| admin::switch(s, flag, false, now).await)
-        }
+        FlagsCommand::List { table, json } => on_store(
+            table,
+            |l| l.list(*json),
+            async |s| admin::list(s, *json).await,
+        ),
+        FlagsCommand::Get { flag, table, json } => on_store(
+            table,
+            |l| l.get(flag, *json),
+            async |s| admin::get(s, flag, *json).await,
+        ),
+        FlagsCommand::Set { flag, from, table } => on_store(
+            table,
+            |l| l.set(flag, from),
+            async |s| admin::set(s, flag, from, now).await,
+        ),
+        FlagsCommand::Enable { flag, table } => on_store(
+            table,
+            |l| l.switch(flag, true),
+            async |s| admin::switch(s, flag, true, now).await,
+        ),
+        FlagsCommand::Disable { flag, table } => on_store(
+            table,
+            |l| l.switch(flag, false),
+            async |s| admin::switch(s, flag, false, now).await,
+        ),
         FlagsCommand::Rollout {
             flag,
             percent,
             table,
-        } => on_table(table, async |s| {
-            admin::set_rollout(s, flag, *percent, now).await
-        }),
-        FlagsCommand::Import { unleash, table } => {
-            on_table(table, async |s| admin::import(s, unleash, now).await)
-        }
+        } => on_store(
+            table,
+            |l| l.rollout(flag, *percent),
+            async |s| admin::set_rollout(s, flag, *percent, now).await,
+        ),
+        FlagsCommand::Import { unleash, table } => on_store(
+            table,
+            |l| l.import(unleash),
+            async |s| admin::import(s, unleash, now).await,
+        ),
         FlagsCommand::Keys {
             command: KeysCommand::Create { name, table },
-        } => on_table(table, async |s| admin::create_key(s, name, now).await),
+        } => on_store(
+            table,
+            |l| l.create_key(name),
+            async |s| admin::create_key(s, name, now).await,
+        ),
         FlagsCommand::Keys {
             command: KeysCommand::List { table, json },
-        } => on_table(table, async |s| admin::list_keys(s, *json).await),
+        } => on_store(
+            table,
+            |l| l.list_keys(*json),
+            async |s| admin::list_keys(s, *json).await,
+        ),
     }
 }
 
-/// Runs `work` on the flag store in the DynamoDB table and prints what it returns.
-fn on_table(
+/// Runs a command on local mode's flags API when `--local` is given (`local`), or
+/// on the flag store in the DynamoDB table (`work`), and prints what it returns.
+fn on_store(
     table: &TableArg,
+    local: impl FnOnce(&LocalFlags<'_>) -> anyhow::Result<String>,
     work: impl AsyncFnOnce(&dyn FlagStore) -> anyhow::Result<String>,
 ) -> anyhow::Result<ExitCode> {
-    if table.local.is_some() {
-        anyhow::bail!(
-            "stored flags are read and changed in the DynamoDB table: give --table (or RIPCORD_TABLE) instead of --local"
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let out = runtime.block_on(async {
-        let config = ripcord_aws::sdk_config().await;
-        let store = DynamoFlagStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            table.name().to_string(),
-        );
-        work(&store).await
-    })?;
+    let out = match &table.local {
+        Some(base) => local(&LocalFlags {
+            base,
+            token: table.token.as_deref(),
+        })?,
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let config = ripcord_aws::sdk_config().await;
+                let store = DynamoFlagStore::new(
+                    aws_sdk_dynamodb::Client::new(&config),
+                    table.name().to_string(),
+                );
+                work(&store).await
+            })?
+        }
+    };
     println!("{out}");
     Ok(ExitCode::SUCCESS)
 }

@@ -9,12 +9,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ripcord_core::domain::ServiceName;
+use ripcord_core::dora::DoraReport;
 use ripcord_core::history::Event;
 use ripcord_core::time::Timestamp;
 use ripcord_local::probe::{ProbeAnswer, send};
 use serde_json::{Value, json};
 
-use crate::ops::render_event;
+use crate::ops::{render_dora, render_event};
 
 /// How long to wait for local mode to answer.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,14 +24,16 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Where `ripcord up` keeps its token by default.
 const DEFAULT_TOKEN_FILE: &str = ".ripcord/token";
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn call(
+/// Sends one request to local mode's control port and reads its JSON answer; an
+/// error answer becomes an error with its message.
+pub(crate) async fn call(
     base: &str,
     method: &str,
     path: &str,
@@ -64,6 +68,21 @@ async fn call(
         );
     }
     Ok(value)
+}
+
+/// The token for a command that changes something: `--token` (or
+/// `RIPCORD_LOCAL_TOKEN`), else the file `ripcord up` keeps it in.
+pub(crate) fn local_token(token: Option<&str>, command: &str) -> anyhow::Result<String> {
+    match token {
+        Some(token) => Ok(token.to_string()),
+        None => std::fs::read_to_string(Path::new(DEFAULT_TOKEN_FILE))
+            .map(|t| t.trim().to_string())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{command} needs local mode's token: pass --token, set RIPCORD_LOCAL_TOKEN, or run from the directory where `ripcord up` keeps {DEFAULT_TOKEN_FILE}"
+                )
+            }),
+    }
 }
 
 /// `ripcord status [SERVICE] --local URL`.
@@ -112,6 +131,24 @@ pub fn status(base: &str, service: Option<&str>, as_json: bool) -> anyhow::Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ripcord dora [--service S] [--days N] --local URL`: the figures local mode
+/// computes over its store, printed as on the table.
+pub fn dora(
+    base: &str,
+    service: Option<&ServiceName>,
+    days: u32,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    let mut path = format!("/api/dora?days={days}");
+    if let Some(service) = service {
+        path.push_str(&format!("&service={service}"));
+    }
+    let value = runtime()?.block_on(call(base, "GET", &path, None, Vec::new()))?;
+    let report: DoraReport = serde_json::from_value(value)
+        .context("local mode sent DORA figures this build cannot read")?;
+    render_dora(&report, as_json)
 }
 
 /// `ripcord history DEPLOYMENT --local URL`. Exits 1 when the hash chain is broken.
@@ -169,16 +206,7 @@ pub fn command(
     command: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let token = match token {
-        Some(token) => token.to_string(),
-        None => std::fs::read_to_string(Path::new(DEFAULT_TOKEN_FILE))
-            .map(|t| t.trim().to_string())
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "{command} needs local mode's token: pass --token, set RIPCORD_LOCAL_TOKEN, or run from the directory where `ripcord up` keeps {DEFAULT_TOKEN_FILE}"
-                )
-            })?,
-    };
+    let token = local_token(token, command)?;
     let body = json!({"reason": reason}).to_string().into_bytes();
     let path = format!("/api/deployments/{id}/{command}");
     let value = runtime()?.block_on(call(base, "POST", &path, Some(&token), body))?;

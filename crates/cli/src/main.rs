@@ -8,6 +8,7 @@ mod discord;
 mod flag_admin;
 mod flags;
 mod local_client;
+mod local_flags;
 mod ops;
 mod simulate;
 mod up;

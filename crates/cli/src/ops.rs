@@ -6,13 +6,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ripcord_core::config::parse_config;
 use ripcord_core::deployment::{CommandKind, Deployment};
 use ripcord_core::domain::{DeploymentId, ServiceName, Slot};
-use ripcord_core::dora::{dora, render_text};
+use ripcord_core::dora::{DoraReport, render_text};
 use ripcord_core::history::{Actor, Event, verify_history};
 use ripcord_core::ports::{Store, StoreError};
 use ripcord_core::time::{Timestamp, format_duration};
@@ -201,19 +200,16 @@ pub async fn dora_report(
     if days == 0 {
         bail!("--days must be at least 1");
     }
-    let from = now.minus(Duration::from_secs(u64::from(days) * 86_400));
-    // A deployment counts in the window it finished in, so look back one more window
-    // for deployments that started earlier.
-    let since = from.minus(Duration::from_secs(u64::from(days) * 86_400));
-    let mut events = Vec::new();
-    for d in store.deployments_since(service, since).await? {
-        events.extend(store.events(&d.id).await?);
-    }
-    let report = dora(&events, service, from, now);
+    let report = ripcord_api::control::dora_report(store, service, days, now).await?;
+    render_dora(&report, as_json)
+}
+
+/// What `ripcord dora` prints for a report.
+pub fn render_dora(report: &DoraReport, as_json: bool) -> anyhow::Result<String> {
     if as_json {
-        return Ok(serde_json::to_string_pretty(&report)?);
+        return Ok(serde_json::to_string_pretty(report)?);
     }
-    Ok(render_text(&report))
+    Ok(render_text(report))
 }
 
 /// Who the CLI acts as: the local user name.
@@ -258,6 +254,7 @@ pub async fn command(
 mod tests {
     use super::*;
     use ripcord_core::memory::{Sandbox, block_on, test_service};
+    use std::time::Duration;
 
     const T0: Timestamp = Timestamp::from_millis(1_795_675_415_000);
 
@@ -521,12 +518,13 @@ pub fn run_dora(
     days: u32,
     as_json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
-    if table.local.is_some() {
-        bail!(
-            "dora reads the DynamoDB table: give --table; in local mode `ripcord demo` prints the figures of its run"
-        );
-    }
     let service = service_arg(service)?;
+    if let Some(base) = &table.local {
+        if days == 0 {
+            bail!("--days must be at least 1");
+        }
+        return crate::local_client::dora(base, service.as_ref(), days, as_json).map(print);
+    }
     runtime()?.block_on(async {
         let store = table_store(table).await;
         dora_report(&store, service.as_ref(), days, now(), as_json)

@@ -1,6 +1,6 @@
 //! Local mode's runtime, what `ripcord up` runs: the proxies, the health probes, the
 //! controller loop (the core's `Driver` over `LocalProviders` and a `SqliteStore`),
-//! the alarm watch, and the one control port.
+//! the alarm watch, and the one control port (webhook, JSON API, OFREP, dashboard).
 //!
 //! The controller loop runs a pass over every active deployment, then sleeps until
 //! the earliest time a deployment asked to be woken at, or until something happens
@@ -17,17 +17,19 @@
 //! (or 100% on the live slot), and the first pass carries on from the stored state.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ripcord_api::ofrep::{DEFAULT_REFRESH, Ofrep};
 use ripcord_core::config::{Config, ConfigError, TrafficTarget, parse_config};
 use ripcord_core::domain::{DeploymentId, ServiceName, Weights};
 use ripcord_core::driver::Driver;
 use ripcord_core::engine::Notification;
-use ripcord_core::ports::{BoxFuture, Clock, Notifier, PortError, Store, StoreError};
+use ripcord_core::ports::{BoxFuture, Clock, FlagStore, Notifier, PortError, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
@@ -117,7 +119,9 @@ pub enum RuntimeError {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) config_version: u64,
-    pub(crate) store: SqliteStore,
+    pub(crate) store: Arc<SqliteStore>,
+    /// OFREP evaluation over the store's flags and API keys.
+    pub(crate) ofrep: Ofrep,
     pub(crate) providers: LocalProviders,
     pub(crate) clock: SystemClock,
     pub(crate) notifier: LogNotifier,
@@ -132,7 +136,7 @@ impl Shared {
     pub(crate) fn driver(&self) -> Driver<'_> {
         Driver {
             providers: &self.providers,
-            store: &self.store,
+            store: &*self.store,
             notifier: &self.notifier,
             clock: &self.clock,
         }
@@ -192,8 +196,10 @@ impl LocalRuntime {
             path: store_path.clone(),
             source,
         };
-        let store = SqliteStore::open(&options.store_path)
-            .map_err(|e| store_error(StoreError::Unavailable(e)))?;
+        let store = Arc::new(
+            SqliteStore::open(&options.store_path)
+                .map_err(|e| store_error(StoreError::Unavailable(e)))?,
+        );
         let clock = SystemClock;
         let config_version = apply_config(&store, &options.config_text, clock.now())
             .await
@@ -229,10 +235,16 @@ impl LocalRuntime {
                 listen: options.control_listen.clone(),
                 source,
             })?;
+        // Random rollouts draw from a seed the operating system's randomness starts.
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let ofrep = Ofrep::new(store.clone(), DEFAULT_REFRESH, seed);
         let shared = Arc::new(Shared {
             config,
             config_version,
             store,
+            ofrep,
             providers: LocalProviders {
                 proxies: registry,
                 health,
@@ -289,7 +301,12 @@ impl LocalRuntime {
 
     /// The store.
     pub fn store(&self) -> &dyn Store {
-        &self.shared.store
+        &*self.shared.store
+    }
+
+    /// The flag store (flags, segments and OFREP API keys), in the same file.
+    pub fn flag_store(&self) -> &dyn FlagStore {
+        &*self.shared.store
     }
 
     /// The proxies.

@@ -1,8 +1,10 @@
 //! Local mode's one control port: it hosts the handlers written in `ripcord-api`
-//! (the CI webhook and the JSON API) and the dashboard, over hyper.
+//! (the CI webhook, the JSON API with its flags part, and OFREP flag evaluation) and
+//! the dashboard, over hyper. A write through the flags API makes OFREP read the
+//! store again at its next request, so a change is served at once.
 //!
-//! Routes are matched in `route`, one line each, so that other entry points (chat
-//! interactions, OFREP) are added there next to these.
+//! Routes are matched in `route`, one block each, so that other entry points (chat
+//! interactions) are added there next to these.
 
 use std::convert::Infallible;
 use std::pin::pin;
@@ -17,7 +19,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use ripcord_api::control::{self, ControlApi};
 use ripcord_api::error::ApiError;
+use ripcord_api::flags_api::{self, FlagsApi};
 use ripcord_api::webhook::{self, MAX_BODY, Webhook};
+use ripcord_core::history::Actor;
+use ripcord_core::ports::Clock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::debug;
@@ -108,6 +113,25 @@ async fn route(shared: &Shared, request: Request<Vec<u8>>) -> Response<String> {
         }
         return outcome.response;
     }
+    if path.starts_with("/ofrep/") {
+        return shared.ofrep.handle(request, shared.clock.now()).await;
+    }
+    if flags_api::is_flags_path(&path) {
+        let write = flags_api::is_write(&request);
+        let api = FlagsApi {
+            store: &*shared.store,
+            token: &shared.token,
+            actor: Actor::Cli {
+                user: "local".to_string(),
+            },
+            now: shared.clock.now(),
+        };
+        let response = flags_api::handle(&api, request).await;
+        if write && response.status().is_success() {
+            shared.ofrep.invalidate();
+        }
+        return response;
+    }
     if control::is_api_path(&path) {
         let api = ControlApi {
             driver: shared.driver(),
@@ -125,7 +149,7 @@ async fn route(shared: &Shared, request: Request<Vec<u8>>) -> Response<String> {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "nothing at {path}: this port serves POST /deployments (the webhook), /api/ (the JSON API) and / (the dashboard)"
+            "nothing at {path}: this port serves POST /deployments (the webhook), /api/ (the JSON API), POST /ofrep/v1/evaluate/flags[/{{key}}] (OFREP) and / (the dashboard)"
         ),
     )
     .into_response()
