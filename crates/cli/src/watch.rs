@@ -133,17 +133,22 @@ async fn follow(source: &Source, args: &Args) -> anyhow::Result<ExitCode> {
             look.service, look.version, id, look.state
         );
     }
-    let mut shown = 0u64;
+    // Sequence numbers start at 0: nothing is shown yet.
+    let mut shown: Option<u64> = None;
     let mut failures = 0;
     loop {
         let seen = shown;
-        for event in look.events.iter().filter(|e| e.seq > seen) {
+        for event in look
+            .events
+            .iter()
+            .filter(|e| seen.is_none_or(|s| e.seq > s))
+        {
             if args.json {
                 println!("{}", serde_json::to_string(event)?);
             } else {
                 println!("{}", render_event(event, look.created_at));
             }
-            shown = event.seq;
+            shown = Some(event.seq);
         }
         if let Some(code) = exit_code(&look.state) {
             let took = look
