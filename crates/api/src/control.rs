@@ -8,17 +8,24 @@
 //!   chain holds.
 //! - `GET /api/dora?days=N&service=S`: the DORA figures of the last N days (30 when
 //!   not given), as `ripcord dora` computes them on the table.
-//! - `POST /api/deployments/{id}/{promote|pause|resume|abort|rollback|approve}` with
-//!   `Authorization: Bearer <token>` and an optional JSON body `{"reason": "..."}`:
-//!   queues the command and runs a pass at once, answering 202 with the state after
-//!   it. A missing or wrong token gets 401; a finished deployment 409; nothing is
-//!   written on any 4xx.
+//! - `POST /api/deployments` with `Authorization: Bearer <token>` and the webhook's
+//!   JSON (`committed_at` optional) plus an optional `"delivery"` id: starts a
+//!   deployment through the webhook's own path (same checks, same 404 and 409), runs
+//!   its first pass at once and answers 202 `{"deployment_id", "deployment"}`; the same
+//!   `delivery` again gets 200 with the same id.
+//! - `POST /api/deployments/{id}/{promote|pause|resume|abort|rollback|approve|reject}`
+//!   with `Authorization: Bearer <token>` and an optional JSON body
+//!   `{"reason": "...", "user": "..."}`: queues the command as CLI user `user` (default
+//!   `local`) and runs a pass at once, answering 202 with the state after it. `approve`
+//!   and `reject` are for the step the deployment waits on, and get 409 when it waits
+//!   on no approval. A missing or wrong token gets 401; a finished deployment 409;
+//!   nothing is written on any 4xx.
 
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode, header};
 use ripcord_core::config::Config;
-use ripcord_core::deployment::{CommandKind, Deployment, State};
+use ripcord_core::deployment::{CommandKind, Deployment, PauseReason, State};
 use ripcord_core::domain::{DeploymentId, ServiceName};
 use ripcord_core::dora::{DoraReport, dora};
 use ripcord_core::driver::Driver;
@@ -28,6 +35,7 @@ use ripcord_core::time::Timestamp;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, json_response};
+use crate::webhook::{deploy_request, start_deployment};
 
 /// The largest command body accepted.
 const MAX_COMMAND_BODY: usize = 16 * 1024;
@@ -43,6 +51,8 @@ pub struct ControlApi<'a> {
     pub config: &'a Config,
     /// The token that commands must carry.
     pub token: &'a str,
+    /// Makes a new deployment id, as for the webhook.
+    pub new_id: &'a (dyn Fn() -> DeploymentId + Send + Sync),
 }
 
 /// Whether a request is for this API (its path starts with `/api/`).
@@ -70,16 +80,25 @@ async fn route(
         (Method::GET, ["status"]) => status(api).await,
         (Method::GET, ["deployments"]) => list(api, &query).await,
         (Method::GET, ["dora"]) => dora_figures(api, &query).await,
+        (Method::POST, ["deployments"]) => {
+            authorize(api.token, &request)?;
+            deploy(api, request.body()).await
+        }
         (Method::GET, ["deployments", id]) => one(api, id).await,
         (Method::POST, ["deployments", id, command]) => {
             authorize(api.token, &request)?;
             let body = request.body();
             command_on(api, id, command, body).await
         }
-        (_, ["status"] | ["deployments"] | ["deployments", _] | ["dora"]) => Err(ApiError::new(
+        (_, ["status"] | ["deployments", _] | ["dora"]) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("use GET {path}"),
+        )),
+        (_, ["deployments"]) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("use GET {path} to list deployments, or POST {path} to start one"),
         )),
         (_, ["deployments", _, _]) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -306,18 +325,15 @@ async fn command_on(
             ),
         ));
     }
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
     } else {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
+        serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request("body", format!("the body is not valid JSON: {e}"))
-        })?;
-        match value.get("reason") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(_) => return Err(ApiError::bad_request("reason", "reason must be a string")),
-        }
+        })?
     };
+    let reason = optional_text(&value, "reason", MAX_COMMAND_BODY, false)?;
+    let user = optional_text(&value, "user", 64, true)?.unwrap_or_else(|| "local".to_string());
     let id = parse_id(id)?;
     let d = existing(api, &id).await?;
     let kind = match command {
@@ -326,14 +342,23 @@ async fn command_on(
         "resume" => CommandKind::Resume,
         "abort" => CommandKind::Abort,
         "rollback" => CommandKind::Rollback,
-        "approve" => match d.state {
-            State::Paused { step, .. } => CommandKind::Approve { step },
+        "approve" | "reject" => match d.state {
+            State::Paused {
+                step,
+                reason: PauseReason::AwaitingApproval,
+                ..
+            } if command == "approve" => CommandKind::Approve { step },
+            State::Paused {
+                step,
+                reason: PauseReason::AwaitingApproval,
+                ..
+            } => CommandKind::Reject { step },
             _ => {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "not_awaiting_approval",
                     format!(
-                        "deployment {id} is {}, not waiting for an approval",
+                        "deployment {id} is {}, not waiting for an approval; nothing was queued",
                         d.state
                     ),
                 ));
@@ -344,7 +369,7 @@ async fn command_on(
                 StatusCode::NOT_FOUND,
                 "unknown_command",
                 format!(
-                    "unknown command {other:?}: use promote, pause, resume, abort, rollback or approve"
+                    "unknown command {other:?}: use promote, pause, resume, abort, rollback, approve or reject"
                 ),
             ));
         }
@@ -360,9 +385,7 @@ async fn command_on(
             ),
         ));
     }
-    let actor = Actor::Cli {
-        user: "local".to_string(),
-    };
+    let actor = Actor::Cli { user };
     let now = api.driver.clock.now();
     let queued = api
         .driver
@@ -380,6 +403,86 @@ async fn command_on(
             "seq": queued.seq,
             "deployment": deployment_json(&after),
             "errors": report.map(|r| r.errors).unwrap_or_else(|e| vec![e.to_string()]),
+        }),
+    ))
+}
+
+/// A string field of a body that may be absent or null: at most `max` bytes and, for
+/// a `name` (a user or delivery id, shown inside history lines), on one line.
+fn optional_text(
+    value: &Value,
+    field: &str,
+    max: usize,
+    name: bool,
+) -> Result<Option<String>, ApiError> {
+    match value.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text))
+            if !text.trim().is_empty()
+                && text.len() <= max
+                && !(name && text.chars().any(char::is_control)) =>
+        {
+            Ok(Some(text.clone()))
+        }
+        Some(Value::String(_)) => Err(ApiError::bad_request(
+            field,
+            if name {
+                format!("{field} must be 1 to {max} bytes on one line")
+            } else {
+                format!("{field} must be 1 to {max} bytes")
+            },
+        )),
+        Some(_) => Err(ApiError::bad_request(
+            field,
+            format!("{field} must be a string"),
+        )),
+    }
+}
+
+/// `POST /api/deployments`: starts a deployment as the webhook does, then runs its
+/// first pass before answering, as the webhook function does on AWS.
+async fn deploy(api: &ControlApi<'_>, body: &[u8]) -> Result<Response<String>, ApiError> {
+    if body.len() > crate::webhook::MAX_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is {} bytes; the limit is {} bytes",
+                body.len(),
+                crate::webhook::MAX_BODY
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("body", format!("the body is not valid JSON: {e}")))?;
+    let request = deploy_request(&value)?;
+    let key = match optional_text(&value, "delivery", 200, true)? {
+        Some(delivery) => format!("deploy:{delivery}"),
+        // No delivery id: a key no other request will claim.
+        None => format!("deploy:{}", (api.new_id)()),
+    };
+    let started = start_deployment(api.driver, api.new_id, request, &key).await?;
+    let errors = if started.created {
+        match api.driver.reconcile(&started.id).await {
+            Ok(report) => report.errors,
+            Err(e) => vec![e.to_string()],
+        }
+    } else {
+        Vec::new()
+    };
+    let after = existing(api, &started.id).await?;
+    let status = if started.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(
+        status,
+        &json!({
+            "deployment_id": started.id.as_str(),
+            "created": started.created,
+            "deployment": deployment_json(&after),
+            "errors": errors,
         }),
     ))
 }

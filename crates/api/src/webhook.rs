@@ -148,7 +148,44 @@ async fn start(
     deploy: DeployRequest,
     delivery_id: String,
 ) -> Result<WebhookOutcome, ApiError> {
-    let driver = webhook.driver;
+    let started = start_deployment(
+        webhook.driver,
+        webhook.new_id,
+        deploy,
+        &format!("delivery:{delivery_id}"),
+    )
+    .await?;
+    let status = if started.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(WebhookOutcome {
+        response: json_response(status, &json!({"deployment_id": started.id.as_str()})),
+        created: started.created.then_some(started.id),
+    })
+}
+
+/// A deployment that [`start_deployment`] created, or found already created under the
+/// same idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The deployment's id.
+    pub id: DeploymentId,
+    /// False when the key had been used before and `id` is that earlier deployment.
+    pub created: bool,
+}
+
+/// Starts a deployment under the latest stored configuration, claiming
+/// `idempotency_key` in the same write; every entry point that starts deployments (the
+/// webhook, local mode's JSON API, `ripcord deploy`) goes through here, so they refuse
+/// the same requests with the same errors. Nothing is written when it fails.
+pub async fn start_deployment(
+    driver: Driver<'_>,
+    new_id: &(dyn Fn() -> DeploymentId + Send + Sync),
+    deploy: DeployRequest,
+    idempotency_key: &str,
+) -> Result<Started, ApiError> {
     let stored = driver
         .store
         .latest_config()
@@ -172,28 +209,30 @@ async fn start(
         )
     })?;
     let now = driver.clock.now();
-    let key = format!("delivery:{delivery_id}");
-    let id = (webhook.new_id)();
+    let id = new_id();
     match driver
         .start(
             &config,
             stored.version,
             deploy,
             id,
-            Some((key, now.plus(DELIVERY_TTL))),
+            Some((idempotency_key.to_string(), now.plus(DELIVERY_TTL))),
         )
         .await
     {
-        Ok(deployment) => Ok(WebhookOutcome {
-            response: json_response(
-                StatusCode::ACCEPTED,
-                &json!({"deployment_id": deployment.id.as_str()}),
-            ),
-            created: Some(deployment.id),
+        Ok(deployment) => Ok(Started {
+            id: deployment.id,
+            created: true,
         }),
-        Err(StartError::Store(StoreError::Duplicate { existing })) => Ok(WebhookOutcome {
-            response: json_response(StatusCode::OK, &json!({"deployment_id": existing})),
-            created: None,
+        Err(StartError::Store(StoreError::Duplicate { existing })) => Ok(Started {
+            id: DeploymentId::new(existing.clone()).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store_error",
+                    format!("the store holds an unreadable deployment id {existing:?}: {e}"),
+                )
+            })?,
+            created: false,
         }),
         Err(StartError::UnknownService(service)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -293,22 +332,41 @@ fn time_field(value: &str, path: &str) -> Result<Timestamp, ApiError> {
     Timestamp::parse_rfc3339(value).map_err(|e| ApiError::bad_request(path, format!("{path}: {e}")))
 }
 
-/// `{"service", "version", "commit", "committed_at", "author", "slot"?}`.
+/// `{"service", "version", "commit", "committed_at", "author", "slot"?}`: the contract
+/// requires the commit's time of CI.
 fn ripcord_request(payload: &Value) -> Result<DeployRequest, ApiError> {
+    let request = deploy_request(payload)?;
+    if request.committed_at.is_none() {
+        return Err(ApiError::bad_request(
+            "committed_at",
+            "committed_at is missing",
+        ));
+    }
+    Ok(request)
+}
+
+/// Reads `{"service", "version", "commit", "committed_at"?, "author", "slot"?}` with the
+/// webhook's rules, naming the field at fault. `committed_at` may be absent or null
+/// here (local mode's JSON API takes it so); the webhook itself requires it.
+pub fn deploy_request(payload: &Value) -> Result<DeployRequest, ApiError> {
     if !payload.is_object() {
         return Err(ApiError::bad_request(
             "body",
             "the body must be a JSON object",
         ));
     }
+    // Fields are checked in the contract's order, so the first one at fault is named.
     Ok(DeployRequest {
         service: service_field(text_field(payload, "service", "service")?, "service")?,
         version: text_field(payload, "version", "version")?.to_string(),
         commit: text_field(payload, "commit", "commit")?.to_string(),
-        committed_at: Some(time_field(
-            text_field(payload, "committed_at", "committed_at")?,
-            "committed_at",
-        )?),
+        committed_at: match payload.get("committed_at") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(time_field(
+                text_field(payload, "committed_at", "committed_at")?,
+                "committed_at",
+            )?),
+        },
         author: text_field(payload, "author", "author")?.to_string(),
         slot: slot_field(payload, "slot")?,
     })

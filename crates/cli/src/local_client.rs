@@ -16,7 +16,7 @@ use ripcord_core::time::Timestamp;
 use ripcord_local::probe::{ProbeAnswer, send};
 use serde_json::{Value, json};
 
-use crate::ops::{render_dora, render_event};
+use crate::ops::{cli_actor, render_dora, render_event};
 
 /// How long to wait for local mode to answer.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -197,8 +197,9 @@ pub fn history(base: &str, id: &str, as_json: bool) -> anyhow::Result<ExitCode> 
     })
 }
 
-/// `ripcord promote|pause|resume|abort|rollback DEPLOYMENT --local URL`: the command
-/// is queued and a pass runs at once, so it has taken effect when this returns.
+/// `ripcord promote|pause|resume|abort|rollback|approve|reject DEPLOYMENT --local URL`:
+/// the command is queued as the local user and a pass runs at once, so it has taken
+/// effect when this returns.
 pub fn command(
     base: &str,
     token: Option<&str>,
@@ -207,7 +208,9 @@ pub fn command(
     reason: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let token = local_token(token, command)?;
-    let body = json!({"reason": reason}).to_string().into_bytes();
+    let body = json!({"reason": reason, "user": cli_user()})
+        .to_string()
+        .into_bytes();
     let path = format!("/api/deployments/{id}/{command}");
     let value = runtime()?.block_on(call(base, "POST", &path, Some(&token), body))?;
     let d = &value["deployment"];
@@ -225,4 +228,53 @@ pub fn command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The token from `--token` or `RIPCORD_LOCAL_TOKEN`, else from the file `ripcord up`
+/// keeps it in; `verb` names the command that needs it, for the message.
+pub(crate) fn local_token(token: Option<&str>, verb: &str) -> anyhow::Result<String> {
+    match token {
+        Some(token) => Ok(token.to_string()),
+        None => std::fs::read_to_string(Path::new(DEFAULT_TOKEN_FILE))
+            .map(|t| t.trim().to_string())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{verb} needs local mode's token: pass --token, set RIPCORD_LOCAL_TOKEN, or run from the directory where `ripcord up` keeps {DEFAULT_TOKEN_FILE}"
+                )
+            }),
+    }
+}
+
+/// The user name commands are recorded under, as on the table.
+fn cli_user() -> String {
+    match cli_actor() {
+        ripcord_core::history::Actor::Cli { user } => user,
+        other => other.describe(),
+    }
+}
+
+/// `ripcord deploy SERVICE --local URL`: `POST /api/deployments` with the webhook's
+/// JSON; local mode starts the deployment and runs its first pass before answering.
+pub(crate) fn deploy(base: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Value> {
+    let token = local_token(token, "deploy")?;
+    runtime()?.block_on(call(
+        base,
+        "POST",
+        "/api/deployments",
+        Some(&token),
+        body.to_string().into_bytes(),
+    ))
+}
+
+/// One deployment and its events, as `GET /api/deployments/{id}` shows them, for
+/// `ripcord watch`.
+pub(crate) async fn deployment(base: &str, id: &str) -> anyhow::Result<Value> {
+    call(
+        base,
+        "GET",
+        &format!("/api/deployments/{id}"),
+        None,
+        Vec::new(),
+    )
+    .await
 }

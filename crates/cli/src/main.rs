@@ -4,6 +4,7 @@
 //! prints what went wrong and what to do, and exits non-zero on failure.
 
 mod demo;
+mod deploy;
 mod discord;
 mod flag_admin;
 mod flags;
@@ -13,11 +14,13 @@ mod ops;
 mod simulate;
 mod up;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ops::Verb;
 use ripcord_core::deployment::CommandKind;
 
 /// Progressive delivery and one-pull rollback for services behind an AWS ALB.
@@ -81,6 +84,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a deployment of the version on a service's idle slot, as CI's webhook does.
+    Deploy(deploy::Args),
+    /// Follow a deployment until it ends; the exit status says how it ended.
+    Watch(watch::Args),
     /// Skip the remaining steps of a deployment: 100% to the new slot, then bake.
     Promote(ops::CommandArgs),
     /// Hold a deployment at its current step; gates stay armed.
@@ -91,6 +98,10 @@ enum Command {
     Abort(ops::CommandArgs),
     /// Put all traffic back on the stable slot now.
     Rollback(ops::CommandArgs),
+    /// Approve the step a deployment waits on, as the local user.
+    Approve(ops::CommandArgs),
+    /// Reject the step a deployment waits on: traffic goes back to the stable slot.
+    Reject(ops::CommandArgs),
     /// Discord: register Ripcord's slash commands.
     Discord {
         #[command(subcommand)]
@@ -133,11 +144,15 @@ fn main() -> ExitCode {
             table,
             json,
         } => ops::run_dora(&table, service.as_deref(), days, json),
-        Command::Promote(args) => ops::run_command(&args, CommandKind::Promote),
-        Command::Pause(args) => ops::run_command(&args, CommandKind::Pause),
-        Command::Resume(args) => ops::run_command(&args, CommandKind::Resume),
-        Command::Abort(args) => ops::run_command(&args, CommandKind::Abort),
-        Command::Rollback(args) => ops::run_command(&args, CommandKind::Rollback),
+        Command::Deploy(args) => deploy::run(&args),
+        Command::Watch(args) => watch::run(&args),
+        Command::Promote(args) => ops::run_command(&args, Verb::Fixed(CommandKind::Promote)),
+        Command::Pause(args) => ops::run_command(&args, Verb::Fixed(CommandKind::Pause)),
+        Command::Resume(args) => ops::run_command(&args, Verb::Fixed(CommandKind::Resume)),
+        Command::Abort(args) => ops::run_command(&args, Verb::Fixed(CommandKind::Abort)),
+        Command::Rollback(args) => ops::run_command(&args, Verb::Fixed(CommandKind::Rollback)),
+        Command::Approve(args) => ops::run_command(&args, Verb::Approve),
+        Command::Reject(args) => ops::run_command(&args, Verb::Reject),
     };
     match result {
         Ok(code) => code,

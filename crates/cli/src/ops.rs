@@ -1,5 +1,6 @@
 //! The commands that read and steer stored state: `apply`, `status`, `history`, `dora`
-//! and the deployment commands (`promote`, `pause`, `resume`, `abort`, `rollback`).
+//! and the deployment commands (`promote`, `pause`, `resume`, `abort`, `rollback`,
+//! `approve`, `reject`).
 //!
 //! Each is written against the core's `Store` port, so the same code serves the
 //! DynamoDB table and, later, local mode; `main` picks the store.
@@ -9,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use ripcord_core::config::parse_config;
-use ripcord_core::deployment::{CommandKind, Deployment};
+use ripcord_core::deployment::{CommandKind, Deployment, PauseReason, State};
 use ripcord_core::domain::{DeploymentId, ServiceName, Slot};
 use ripcord_core::dora::{DoraReport, render_text};
 use ripcord_core::history::{Actor, Event, verify_history};
@@ -220,11 +221,59 @@ pub fn cli_actor() -> Actor {
     Actor::Cli { user }
 }
 
-/// Queues a command for a deployment. Returns what to print.
+/// What a deployment command asks for: a command as it is, or an answer to the
+/// approval the deployment waits on, whose step is read from the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    /// `promote`, `pause`, `resume`, `abort` or `rollback`.
+    Fixed(CommandKind),
+    /// `approve`: counts toward the quorum of the approval step it waits on.
+    Approve,
+    /// `reject`: ends the deployment at the approval step it waits on.
+    Reject,
+}
+
+impl Verb {
+    /// The verb as typed, e.g. `approve`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verb::Fixed(kind) => kind.name(),
+            Verb::Approve => "approve",
+            Verb::Reject => "reject",
+        }
+    }
+
+    /// The command to queue for `d`, or why there is none: an approval answers the
+    /// step `d` waits on, and there must be one. The engine then applies its own rules
+    /// (the author may not approve, an approver counts once, the quorum).
+    pub fn command_for(&self, d: &Deployment) -> anyhow::Result<CommandKind> {
+        let waiting = match d.state {
+            State::Paused {
+                step,
+                reason: PauseReason::AwaitingApproval,
+                ..
+            } => Some(step),
+            _ => None,
+        };
+        match (self, waiting) {
+            (Verb::Fixed(kind), _) => Ok(kind.clone()),
+            (Verb::Approve, Some(step)) => Ok(CommandKind::Approve { step }),
+            (Verb::Reject, Some(step)) => Ok(CommandKind::Reject { step }),
+            (verb, None) => bail!(
+                "deployment {} is {}, not waiting for an approval; nothing to {}",
+                d.id,
+                d.state,
+                verb.name()
+            ),
+        }
+    }
+}
+
+/// Queues a command for a deployment, as the CLI user. Returns what to print.
 pub async fn command(
     store: &dyn Store,
     id: &DeploymentId,
-    kind: CommandKind,
+    verb: &Verb,
     reason: Option<String>,
     now: Timestamp,
 ) -> anyhow::Result<String> {
@@ -235,19 +284,30 @@ pub async fn command(
         bail!(
             "deployment {id} has already {}; nothing to {}",
             d.state.name(),
-            kind.name()
+            verb.name()
         );
     }
+    let kind = verb.command_for(&d)?;
     let queued = store
         .enqueue_command(id, cli_actor(), kind.clone(), reason, now)
         .await?;
+    let step = kind_step(&kind)
+        .map(|step| format!(" at step {}", step + 1))
+        .unwrap_or_default();
     Ok(format!(
-        "{} queued for {} {} (command {})",
-        kind.name(),
+        "{}{step} queued for {} {} (command {})",
+        verb.name(),
         d.service,
         d.release.version,
         queued.seq
     ))
+}
+
+fn kind_step(kind: &CommandKind) -> Option<usize> {
+    match kind {
+        CommandKind::Approve { step } | CommandKind::Reject { step } => Some(*step),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -314,7 +374,7 @@ mod tests {
         let queued = block_on(command(
             &sb.store,
             &d.id,
-            CommandKind::Rollback,
+            &Verb::Fixed(CommandKind::Rollback),
             Some("looks off".into()),
             T0,
         ))
@@ -330,9 +390,15 @@ mod tests {
             text.contains("rollback_started") && text.ends_with("hash chain intact"),
             "{text}"
         );
-        let again = block_on(command(&sb.store, &d.id, CommandKind::Promote, None, T0))
-            .unwrap_err()
-            .to_string();
+        let again = block_on(command(
+            &sb.store,
+            &d.id,
+            &Verb::Fixed(CommandKind::Promote),
+            None,
+            T0,
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(again.contains("has already rolled_back"), "{again}");
         let missing = DeploymentId::new("nope").unwrap();
         assert!(block_on(history(&sb.store, &missing, false)).is_err());
@@ -397,7 +463,7 @@ pub struct CommandArgs {
 }
 
 /// The system clock, for the command line.
-struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl ripcord_core::ports::Clock for SystemClock {
     fn now(&self) -> Timestamp {
@@ -409,7 +475,7 @@ impl ripcord_core::ports::Clock for SystemClock {
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     use ripcord_core::ports::Clock;
     SystemClock.now()
 }
@@ -429,14 +495,14 @@ impl ripcord_core::ports::Notifier for PrintNotifier {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn table_store(table: &TableArg) -> ripcord_aws::DynamoStore {
+pub(crate) async fn table_store(table: &TableArg) -> ripcord_aws::DynamoStore {
     let config = ripcord_aws::sdk_config().await;
     ripcord_aws::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
@@ -450,7 +516,7 @@ fn service_arg(service: Option<&str>) -> anyhow::Result<Option<ServiceName>> {
         .transpose()
 }
 
-fn deployment_arg(id: &str) -> anyhow::Result<DeploymentId> {
+pub(crate) fn deployment_arg(id: &str) -> anyhow::Result<DeploymentId> {
     DeploymentId::new(id).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -533,57 +599,30 @@ pub fn run_dora(
     })
 }
 
-/// `ripcord promote|pause|resume|abort|rollback DEPLOYMENT --table T`: queues the
-/// command, then runs one pass at once so that it takes effect now rather than at the
-/// controller's next tick.
-pub fn run_command(
-    args: &CommandArgs,
-    kind: CommandKind,
-) -> anyhow::Result<std::process::ExitCode> {
+/// `ripcord promote|pause|resume|abort|rollback|approve|reject DEPLOYMENT --table T`:
+/// queues the command, then runs one pass at once so that it takes effect now rather
+/// than at the controller's next tick.
+pub fn run_command(args: &CommandArgs, verb: Verb) -> anyhow::Result<std::process::ExitCode> {
     if let Some(base) = &args.table.local {
         return crate::local_client::command(
             base,
             args.table.token.as_deref(),
             &args.deployment,
-            kind.name(),
+            verb.name(),
             args.reason.as_deref(),
         );
     }
     let id = deployment_arg(&args.deployment)?;
     runtime()?.block_on(async {
-        let config = ripcord_aws::sdk_config().await;
-        let store = ripcord_aws::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            args.table.name().to_string(),
-        );
-        let queued = command(&store, &id, kind, args.reason.clone(), now()).await?;
+        let aws = AwsDriver::new(&args.table).await;
+        let queued = command(&aws.store, &id, &verb, args.reason.clone(), now()).await?;
         println!("{queued}");
-        let client = aws_sdk_dynamodb::Client::new(&config);
-        let flags = ripcord_core::flag_ramp::FlagRouter::new(
-            std::sync::Arc::new(ripcord_aws::DynamoFlagStore::new(
-                client.clone(),
-                args.table.name().to_string(),
-            )),
-            std::sync::Arc::new(ripcord_aws::DynamoStore::new(
-                client,
-                args.table.name().to_string(),
-            )),
-            std::sync::Arc::new(SystemClock),
-        );
-        let providers =
-            ripcord_aws::AwsProviders::new(&config, Box::new(ripcord_aws::SmokeChecksElsewhere))
-                .with_flag_router(flags);
-        let driver = ripcord_core::driver::Driver {
-            providers: &providers,
-            store: &store,
-            notifier: &PrintNotifier,
-            clock: &SystemClock,
-        };
-        let report = driver.reconcile(&id).await?;
+        let report = aws.driver().reconcile(&id).await?;
         for error in &report.errors {
             eprintln!("warning: {error}");
         }
-        let d = store
+        let d = aws
+            .store
             .deployment(&id)
             .await?
             .context("the deployment disappeared")?;
@@ -596,4 +635,47 @@ pub fn run_command(
         );
         Ok(std::process::ExitCode::SUCCESS)
     })
+}
+
+/// The driver's collaborators on AWS, as the controller builds them, for the commands
+/// that run a pass themselves (`promote`... and `deploy`). Smoke checks are left to
+/// the controller.
+pub(crate) struct AwsDriver {
+    /// The table.
+    pub store: ripcord_aws::DynamoStore,
+    providers: ripcord_aws::AwsProviders,
+}
+
+impl AwsDriver {
+    /// Builds the store and the adapters from the standard AWS settings.
+    pub async fn new(table: &TableArg) -> AwsDriver {
+        let config = ripcord_aws::sdk_config().await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let store = ripcord_aws::DynamoStore::new(client.clone(), table.name().to_string());
+        let flags = ripcord_core::flag_ramp::FlagRouter::new(
+            std::sync::Arc::new(ripcord_aws::DynamoFlagStore::new(
+                client.clone(),
+                table.name().to_string(),
+            )),
+            std::sync::Arc::new(ripcord_aws::DynamoStore::new(
+                client,
+                table.name().to_string(),
+            )),
+            std::sync::Arc::new(SystemClock),
+        );
+        let providers =
+            ripcord_aws::AwsProviders::new(&config, Box::new(ripcord_aws::SmokeChecksElsewhere))
+                .with_flag_router(flags);
+        AwsDriver { store, providers }
+    }
+
+    /// A driver over them, on the system clock; notifications go to stderr.
+    pub fn driver(&self) -> ripcord_core::driver::Driver<'_> {
+        ripcord_core::driver::Driver {
+            providers: &self.providers,
+            store: &self.store,
+            notifier: &PrintNotifier,
+            clock: &SystemClock,
+        }
+    }
 }

@@ -133,10 +133,12 @@ async fn route(shared: &Shared, request: Request<Vec<u8>>) -> Response<String> {
         return response;
     }
     if control::is_api_path(&path) {
+        let new_id = || shared.new_id();
         let api = ControlApi {
             driver: shared.driver(),
             config: &shared.config,
             token: &shared.token,
+            new_id: &new_id,
         };
         let response = control::handle(&api, request).await;
         shared.wake.notify_one();
