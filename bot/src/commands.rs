@@ -2,8 +2,8 @@
 //!
 //! `/rollback service [reason]` shows the exact weight change with Confirm and Cancel;
 //! Confirm takes the fast path (one weight change to 100% stable). `/promote`, `/pause`,
-//! `/resume` and `/abort` are queued and applied by one pass at once. `/status`,
-//! `/history` and `/dora` read.
+//! `/resume` and `/abort` are queued and applied by one pass at once. `/flag` changes a
+//! feature flag (see `flag`). `/status`, `/history` and `/dora` read.
 
 use std::time::Duration;
 
@@ -71,6 +71,24 @@ pub fn definitions() -> Vec<CreateCommand> {
             "abort",
             "Put traffic back on the stable target group and stop",
         ),
+        CreateCommand::new("flag")
+            .description("Turn a feature flag on or off, or set its rollout percentage")
+            .default_member_permissions(STEERING_PERMISSIONS)
+            .contexts(vec![InteractionContext::Guild])
+            .add_option(
+                CreateCommandOption::new(CommandOptionType::String, "name", "The flag")
+                    .required(true)
+                    .max_length(100),
+            )
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "value",
+                    "on, off, or a rollout percentage from 0 to 100",
+                )
+                .required(true)
+                .max_length(8),
+            ),
         reading(
             "status",
             "Active deployments: state, step, weights, approvals",
@@ -114,8 +132,9 @@ pub async fn run(bot: &Interactions<'_>, command: &SlashCommand) -> Reply {
         "status" => status(bot, command).await,
         "history" => history(bot, command).await,
         "dora" => dora_command(bot, command).await,
+        "flag" => crate::flag::run(bot, command).await,
         other => Err(format!(
-            "/{other} is not one of Ripcord's commands (/rollback, /promote, /pause, /resume, /abort, /status, /history, /dora); run `ripcord discord register` if Discord shows an outdated list"
+            "/{other} is not one of Ripcord's commands (/rollback, /promote, /pause, /resume, /abort, /flag, /status, /history, /dora); run `ripcord discord register` if Discord shows an outdated list"
         )),
     };
     result.unwrap_or_else(Reply::ephemeral)

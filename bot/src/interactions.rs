@@ -18,6 +18,7 @@ use http::{Method, Request, Response, StatusCode};
 use ripcord_api::error::ApiError;
 use ripcord_core::driver::Driver;
 use ripcord_core::history::Actor;
+use ripcord_core::ports::FlagStore;
 use serenity::all::{
     CommandDataOptionValue, CreateActionRow, CreateEmbed, CreateInteractionResponse,
     CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
@@ -46,6 +47,9 @@ pub struct Interactions<'a> {
     pub verifier: &'a RequestVerifier,
     /// Discord's REST API, for finishing deferred answers.
     pub rest: &'a DiscordRest,
+    /// The flag store that `/flag` changes; without one, `/flag` says it is not
+    /// available.
+    pub flags: Option<&'a dyn FlagStore>,
     /// How long to work before deferring.
     pub budget: Duration,
 }

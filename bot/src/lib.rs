@@ -6,6 +6,7 @@
 //! - `interactions`: the handler over `http::Request`/`http::Response`, with the
 //!   three-second budget and deferral.
 //! - `commands`: the slash commands, their definitions for registration and handlers.
+//! - `flag`: `/flag`, a feature flag's switch or rollout changed from chat.
 //! - `components`: the button dispatcher; `custom_id`: the namespaced, versioned ids.
 //! - `steer`: queueing a command and applying it with one pass, and its verdict.
 //! - `render`: a deployment's message (weights bar, step, gates, approvals, buttons).
@@ -15,6 +16,7 @@
 pub mod commands;
 pub mod components;
 pub mod custom_id;
+pub mod flag;
 pub mod interactions;
 pub mod notify;
 pub mod render;

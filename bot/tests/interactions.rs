@@ -90,6 +90,7 @@ impl Bot {
             driver,
             verifier: leak(RequestVerifier::from_hex(&public_hex(&discord_key())).unwrap()),
             rest: leak(DiscordRest::new("test-bot-token", ApplicationId::new(APP)).with_base(base)),
+            flags: None,
             budget,
         });
         let address = serve(bot).await;

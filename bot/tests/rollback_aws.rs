@@ -237,6 +237,7 @@ async fn rollback_from_discord_puts_the_alb_back_at_100_percent_stable() {
         driver,
         verifier: leak(RequestVerifier::from_hex(&public_hex(&discord_key())).unwrap()),
         rest: leak(DiscordRest::new("test-bot-token", ApplicationId::new(1)).with_base(base)),
+        flags: None,
         budget: std::time::Duration::from_millis(2_500),
     });
     let address = serve(bot).await;

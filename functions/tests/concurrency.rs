@@ -106,6 +106,7 @@ fn six_deployments() -> Sandbox {
         Config {
             services,
             authors: BTreeMap::new(),
+            flags: Default::default(),
         },
         T0,
     );

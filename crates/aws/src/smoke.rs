@@ -8,8 +8,6 @@
 //! slot being checked. Without it, `preview_url` is called as it is, for setups that
 //! route previews themselves.
 
-
-
 use ripcord_core::config::{AwsSwitch, ServiceSpec, SmokeCheck, TrafficTarget};
 use ripcord_core::domain::{Slot, Weights};
 use ripcord_core::observation::{SmokeAnswer, SmokeReport, SmokeResult};

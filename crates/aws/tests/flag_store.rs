@@ -181,6 +181,7 @@ async fn an_alarm_rolls_a_flag_ramp_back_on_the_table() {
     let mut config = Config {
         services: Default::default(),
         authors: Default::default(),
+        flags: Default::default(),
     };
     config.services.insert(spec.name.clone(), spec);
     let world = World {

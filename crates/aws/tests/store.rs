@@ -62,6 +62,7 @@ fn config(services: &[&str]) -> Config {
     Config {
         services: map,
         authors: BTreeMap::new(),
+        flags: Default::default(),
     }
 }
 

@@ -155,6 +155,7 @@ async fn story(pace: &Pace, store_path: &std::path::Path) -> anyhow::Result<Exit
         webhook_secret: secret.clone().into_bytes(),
         token,
         proxy: ProxyOptions::default(),
+        discord: None,
     })
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;

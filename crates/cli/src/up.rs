@@ -1,5 +1,6 @@
 //! `ripcord up -c FILE`: local mode in the foreground. The proxies, the controller,
-//! the alarm watch and the control port (webhook, JSON API, dashboard) run until
+//! the alarm watch and the control port (webhook, JSON API, dashboard, and Discord's
+//! interactions when `RIPCORD_DISCORD_PUBLIC_KEY` and its two companions are set) run until
 //! Ctrl-C; the state lives in `--state` (an SQLite file, the local token and, unless
 //! `RIPCORD_WEBHOOK_SECRET` is set, the webhook secret), so the next `ripcord up`
 //! resumes whatever was in flight.
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use ripcord_core::config::parse_config;
+use ripcord_local::discord::{
+    APPLICATION_ID, BOT_TOKEN, INTERACTIONS_PATH, LocalDiscord, PUBLIC_KEY,
+};
 use ripcord_local::proxy::ProxyOptions;
 use ripcord_local::runtime::{LocalRuntime, RuntimeError, RuntimeOptions};
 
@@ -21,7 +25,8 @@ pub struct Args {
     /// The configuration file; every service with [services.NAME.local] runs.
     #[arg(short = 'c', long = "config")]
     pub config: PathBuf,
-    /// The control port: webhook (POST /deployments), JSON API (/api/) and dashboard (/).
+    /// The control port: webhook (POST /deployments), JSON API (/api/), dashboard (/) and
+    /// Discord's interactions (POST /discord/interactions).
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: String,
     /// Where local mode keeps its state: ripcord.sqlite, token, webhook-secret.
@@ -56,6 +61,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             (secret_file(&file)?, file.display().to_string())
         }
     };
+    let discord = LocalDiscord::from_env().map_err(anyhow::Error::msg)?;
+    let discord_line = match discord {
+        Some(_) => format!("POST {{control}}{INTERACTIONS_PATH}"),
+        None => format!("off (set {PUBLIC_KEY}, {APPLICATION_ID} and {BOT_TOKEN} to serve it)"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,6 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             webhook_secret: webhook_secret.into_bytes(),
             token: token.clone(),
             proxy: ProxyOptions::default(),
+            discord,
         })
         .await
         .map_err(explain)?;
@@ -84,6 +95,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         println!("  dashboard:  {control}/?token={token}");
         println!("  webhook:    POST {control}/deployments (secret in {secret_source})");
+        println!(
+            "  Discord:    {}",
+            discord_line.replace("{control}", &control)
+        );
         println!(
             "  JSON API:   {control}/api/status; commands need the token in {}",
             args.state.join("token").display()

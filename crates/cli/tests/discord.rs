@@ -88,7 +88,7 @@ fn register_puts_every_command_in_the_guild() {
     );
     assert_eq!(
         stdout.trim(),
-        "Registered 8 slash commands in guild 1300000000000000003."
+        "Registered 9 slash commands in guild 1300000000000000003."
     );
     assert!(!stdout.contains("bot-token-for-the-test"));
 
@@ -113,12 +113,12 @@ fn register_puts_every_command_in_the_guild() {
     assert_eq!(
         names,
         [
-            "rollback", "promote", "pause", "resume", "abort", "status", "history", "dora"
+            "rollback", "promote", "pause", "resume", "abort", "flag", "status", "history", "dora"
         ]
     );
     // Steering needs "Manage Server" unless an admin opens it to other roles; reading does not.
     for command in commands {
-        let steering = ["rollback", "promote", "pause", "resume", "abort"]
+        let steering = ["rollback", "promote", "pause", "resume", "abort", "flag"]
             .contains(&command["name"].as_str().unwrap());
         let expected = if steering {
             serde_json::json!("32")

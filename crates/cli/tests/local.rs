@@ -69,6 +69,7 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
             workers: 1,
             ..ProxyOptions::default()
         },
+        discord: None,
     })
     .await
     .unwrap();

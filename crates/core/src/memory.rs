@@ -861,6 +861,7 @@ impl Sandbox {
             crate::config::Config {
                 services,
                 authors: BTreeMap::new(),
+                flags: Default::default(),
             },
             start,
         )

@@ -86,6 +86,7 @@ impl Rig {
         let mut config = Config {
             services: Default::default(),
             authors: Default::default(),
+            flags: Default::default(),
         };
         config.services.insert(spec.name.clone(), spec);
         let world = World {

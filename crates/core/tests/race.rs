@@ -97,6 +97,7 @@ fn scenario(
     let config = ripcord_core::config::Config {
         services,
         authors: Default::default(),
+        flags: Default::default(),
     };
     let sb = Sandbox::with_store(config, T0, store);
     let id = sb.deploy("web", "v2", "octocat").unwrap().id;

@@ -10,10 +10,12 @@
 //! metrics into alarms (`AlarmSource`); `providers` assembles them. `sample_app` is
 //! the small app that the demo deploys and tests use as a real upstream.
 //! `runtime` runs it all, as `ripcord up` does: the controller loop, the alarm watch
-//! and the control port (`server`: the webhook, the JSON API and the `dashboard`).
+//! and the control port (`server`: the webhook, the JSON API, the `dashboard` and
+//! Discord's interactions, `discord`).
 
 pub mod alarms;
 mod dashboard;
+pub mod discord;
 pub mod health;
 pub mod probe;
 pub mod providers;

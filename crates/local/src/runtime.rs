@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::alarms::{AlarmSetupError, LocalAlarms};
+use crate::discord::LocalDiscord;
 use crate::health::LocalHealth;
 use crate::providers::{LocalProviders, SystemClock};
 use crate::proxy::{ProxyError, ProxyOptions, ProxyRegistry};
@@ -72,6 +73,8 @@ pub struct RuntimeOptions {
     pub token: String,
     /// How the proxies behave.
     pub proxy: ProxyOptions,
+    /// Discord's settings; without them the interactions route answers 404.
+    pub discord: Option<LocalDiscord>,
 }
 
 /// Why the runtime could not start.
@@ -127,6 +130,7 @@ pub(crate) struct Shared {
     pub(crate) notifier: LogNotifier,
     pub(crate) webhook_secret: Vec<u8>,
     pub(crate) token: String,
+    pub(crate) discord: Option<LocalDiscord>,
     /// Wakes the controller loop early.
     pub(crate) wake: Notify,
     ids: AtomicU64,
@@ -257,6 +261,7 @@ impl LocalRuntime {
             },
             webhook_secret: options.webhook_secret,
             token: options.token,
+            discord: options.discord,
             wake: Notify::new(),
             ids: AtomicU64::new(0),
         });

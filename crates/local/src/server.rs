@@ -1,10 +1,10 @@
 //! Local mode's one control port: it hosts the handlers written in `ripcord-api`
-//! (the CI webhook, the JSON API with its flags part, and OFREP flag evaluation) and
-//! the dashboard, over hyper. A write through the flags API makes OFREP read the
-//! store again at its next request, so a change is served at once.
+//! (the CI webhook, the JSON API with its flags part, and OFREP flag evaluation),
+//! Discord's interactions (`ripcord-bot`) and the dashboard, over hyper. A write
+//! through the flags API makes OFREP read the store again at its next request, so a
+//! change is served at once.
 //!
-//! Routes are matched in `route`, one block each, so that other entry points (chat
-//! interactions) are added there next to these.
+//! Routes are matched in `route`, one block each.
 
 use std::convert::Infallible;
 use std::pin::pin;
@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::dashboard;
+use crate::discord::{self, INTERACTIONS_PATH};
 use crate::runtime::Shared;
 
 /// How long a connection may take to finish its request at shutdown.
@@ -72,7 +73,7 @@ pub(crate) async fn serve(
     }
 }
 
-async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     // One byte over the webhook's limit is enough to know it is too large.
     let body = match Limited::new(body, MAX_BODY + 1).collect().await {
@@ -98,8 +99,11 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
     into_full(route(shared, Request::from_parts(parts, body)).await)
 }
 
-async fn route(shared: &Shared, request: Request<Vec<u8>>) -> Response<String> {
+async fn route(shared: &Arc<Shared>, request: Request<Vec<u8>>) -> Response<String> {
     let path = request.uri().path().to_string();
+    if path == INTERACTIONS_PATH {
+        return discord::handle(shared, request).await;
+    }
     if path == "/deployments" {
         let new_id = || shared.new_id();
         let hook = Webhook {
@@ -151,7 +155,7 @@ async fn route(shared: &Shared, request: Request<Vec<u8>>) -> Response<String> {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "nothing at {path}: this port serves POST /deployments (the webhook), /api/ (the JSON API), POST /ofrep/v1/evaluate/flags[/{{key}}] (OFREP) and / (the dashboard)"
+            "nothing at {path}: this port serves POST /deployments (the webhook), /api/ (the JSON API), POST /ofrep/v1/evaluate/flags[/{{key}}] (OFREP), POST {INTERACTIONS_PATH} (Discord) and / (the dashboard)"
         ),
     )
     .into_response()

@@ -393,6 +393,7 @@ body_contains = "ok"
             workers: 1,
             ..ProxyOptions::default()
         },
+        discord: None,
     }
 }
 

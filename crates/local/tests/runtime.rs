@@ -95,6 +95,7 @@ async fn start(config: &str, store: &TempStore) -> LocalRuntime {
             workers: 1,
             ..ProxyOptions::default()
         },
+        discord: None,
     })
     .await
     .unwrap()

@@ -104,6 +104,7 @@ fn one_service(spec: ServiceSpec) -> Config {
     Config {
         services,
         authors: BTreeMap::new(),
+        flags: Default::default(),
     }
 }
 

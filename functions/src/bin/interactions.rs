@@ -2,10 +2,10 @@
 
 use lambda_http::{Body, Request, Response, service_fn};
 use ripcord_api::error::ApiError;
-use ripcord_aws::Secrets;
+use ripcord_aws::{DynamoFlagStore, Secrets};
 use ripcord_bot::Interactions;
 use ripcord_bot::interactions::DEFAULT_BUDGET;
-use ripcord_functions::host::AwsHost;
+use ripcord_functions::host::{AwsHost, TABLE, required};
 use ripcord_functions::interactions::{self, Discord};
 use tokio::sync::OnceCell;
 
@@ -17,6 +17,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let host: &'static AwsHost = Box::leak(Box::new(
         AwsHost::from_env().await.map_err(|e| format!("{e:#}"))?,
     ));
+    let flags: &'static DynamoFlagStore = Box::leak(Box::new(DynamoFlagStore::new(
+        aws_sdk_dynamodb::Client::new(&host.sdk),
+        required(TABLE, "the DynamoDB table (the stack's TableName output)")
+            .map_err(|e| format!("{e:#}"))?,
+    )));
     let secrets: &'static Secrets =
         Box::leak(Box::new(Secrets::new(aws_sdk_ssm::Client::new(&host.sdk))));
     // Discord's settings are resolved on the first request.
@@ -32,6 +37,7 @@ async fn main() -> Result<(), lambda_http::Error> {
                     driver: host.driver(),
                     verifier: &discord.verifier,
                     rest: &discord.rest,
+                    flags: Some(flags),
                     budget: DEFAULT_BUDGET,
                 })
             })

@@ -18,9 +18,9 @@ use toml::Spanned;
 
 use super::strategy::{self, PlanInputs, Preset, Strategy};
 use super::{
-    AlarmGate, ApprovalPolicy, AwsSwitch, AwsTarget, ChatAccess, Config, HealthGate, JudgeSpec,
-    LocalAlarm, LocalHealthCheck, LocalTarget, MetricCheck, MetricKind, Notifications, ServiceSpec,
-    SmokeCheck, Step, TimeoutAction, TrafficTarget,
+    AlarmGate, ApprovalPolicy, AwsSwitch, AwsTarget, ChatAccess, Config, FlagAccess, HealthGate,
+    JudgeSpec, LocalAlarm, LocalHealthCheck, LocalTarget, MetricCheck, MetricKind, Notifications,
+    ServiceSpec, SmokeCheck, Step, TimeoutAction, TrafficTarget,
 };
 use crate::domain::{
     InvalidValue, ListenerArn, ListenerRuleArn, Percent, ServiceName, Slot, TargetGroupArn, Weight,
@@ -104,6 +104,10 @@ impl std::error::Error for ConfigError {}
 /// [environments.production]      # optional: roles shared by the services of an environment
 /// deployers = ["333"]            # chat role ids for services that list no deployers
 /// approvers = ["111"]            # chat role ids for services whose approval lists no roles or users
+///
+/// [flags]                        # optional: who may change flags with /flag in chat, for
+/// environment = "production"     # flags no `flag` service ramps; the environment's approvers
+/// approvers = ["111"]            # apply where none are listed; none at all: anyone
 ///
 /// [services.web]                 # one table per service; the name is 1 to 63 of a-z 0-9 - _
 /// strategy = "canary"            # blue_green | canary | linear | all_at_once | flag
@@ -233,6 +237,7 @@ struct FileWire {
     authors: BTreeMap<String, String>,
     #[serde(default)]
     environments: BTreeMap<String, EnvironmentWire>,
+    flags: Option<FlagsWire>,
     services: Option<Spanned<BTreeMap<Text, Spanned<ServiceWire>>>>,
 }
 
@@ -267,6 +272,14 @@ struct ServiceWire {
 struct EnvironmentWire {
     #[serde(default)]
     deployers: Vec<Text>,
+    #[serde(default)]
+    approvers: Vec<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct FlagsWire {
+    environment: Option<Text>,
     #[serde(default)]
     approvers: Vec<Text>,
 }
@@ -571,9 +584,12 @@ impl Checker<'_> {
                 None => complete = false,
             }
         }
-        complete.then_some(Config {
+        let flags = self.flag_access(wire.flags, &environments);
+        complete &= flags.is_some();
+        complete.then(|| Config {
             services,
             authors: wire.authors,
+            flags: flags.unwrap_or_default(),
         })
     }
 
@@ -1904,6 +1920,47 @@ impl Checker<'_> {
     }
 
     /// A list of chat role ids: Discord snowflakes, written as strings of digits.
+    /// `[flags]`: the flag approvers, from the environment named where none are listed.
+    fn flag_access(
+        &mut self,
+        wire: Option<FlagsWire>,
+        environments: &BTreeMap<String, EnvironmentRoles>,
+    ) -> Option<FlagAccess> {
+        let Some(wire) = wire else {
+            return Some(FlagAccess::default());
+        };
+        let approvers = self.role_ids(wire.approvers, "approvers");
+        let environment = match &wire.environment {
+            None => Some(None),
+            Some(name) => match environments.get(name.get_ref()) {
+                Some(roles) => Some(Some(roles)),
+                None => {
+                    let known: Vec<&str> = environments.keys().map(String::as_str).collect();
+                    let hint = if known.is_empty() {
+                        "add an [environments.<name>] table".to_string()
+                    } else {
+                        format!("use one of: {}", known.join(", "))
+                    };
+                    self.report(
+                        name.span(),
+                        format!("unknown environment {:?}: {hint}", name.get_ref()),
+                    );
+                    None
+                }
+            },
+        };
+        let mut approvers = approvers?;
+        if approvers.is_empty()
+            && let Some(roles) = environment?
+        {
+            approvers = roles.approvers.clone();
+        }
+        Some(FlagAccess {
+            environment: wire.environment.map(Spanned::into_inner),
+            approvers,
+        })
+    }
+
     fn role_ids(&mut self, list: Vec<Text>, what: &str) -> Option<Vec<String>> {
         let mut ids = Vec::new();
         let mut valid = true;
@@ -2807,6 +2864,40 @@ effect_tolerance = 0.05
             "the service's own approvers win"
         );
         assert_eq!(api.approval.users, vec!["222".to_string()]);
+    }
+
+    #[test]
+    fn flag_approvers_come_from_flags_or_its_environment() {
+        let base = format!("[services.web]\nstrategy = \"all_at_once\"\n{LOCAL}");
+        let none = parse(&base).unwrap();
+        assert_eq!(none.flags, FlagAccess::default());
+        let listed = parse(&format!(
+            "[environments.production]\napprovers = [\"111\"]\n\
+             [flags]\nenvironment = \"production\"\napprovers = [\"555\"]\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(listed.flags.approvers, vec!["555".to_string()]);
+        let inherited = parse(&format!(
+            "[environments.production]\napprovers = [\"111\"]\n\
+             [flags]\nenvironment = \"production\"\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(inherited.flags.approvers, vec!["111".to_string()]);
+        assert_eq!(inherited.flags.environment.as_deref(), Some("production"));
+        let found: Vec<(usize, String)> = problems(&format!(
+            "[flags]\nenvironment = \"prod\"\napprovers = [\"x1\"]\n{base}"
+        ))
+        .into_iter()
+        .map(|p| (p.line, p.message))
+        .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, 2);
+        assert!(
+            found[0].1.contains("unknown environment \"prod\""),
+            "{found:?}"
+        );
+        assert_eq!(found[1].0, 3);
+        assert!(found[1].1.contains("\"x1\" in `approvers`"), "{found:?}");
     }
 
     #[test]

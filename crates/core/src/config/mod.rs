@@ -25,6 +25,21 @@ pub struct Config {
     /// CI author login (as the webhook reports it) to chat user id, so that the author
     /// of a deployment can be recognised when they try to approve it.
     pub authors: BTreeMap<String, String>,
+    /// Who may change flags from chat (`/flag`) that no `flag` service ramps.
+    #[serde(default)]
+    pub flags: FlagAccess,
+}
+
+/// Who may change a feature flag from chat that no `flag` service ramps: the
+/// configuration-wide flag approvers (`[flags]`). A flag that a `flag` service ramps
+/// follows that service's approval policy instead.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlagAccess {
+    /// The environment whose approvers apply when `approvers` is empty.
+    pub environment: Option<String>,
+    /// Chat role ids allowed to change flags (any of them); filled in from the
+    /// environment's approvers when empty. Empty even so: anyone who can use `/flag`.
+    pub approvers: Vec<String>,
 }
 
 impl Config {

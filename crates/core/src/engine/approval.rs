@@ -1,9 +1,11 @@
 //! The approval policy: who may approve a deployment, and whether their approval counts;
-//! and who may steer it otherwise (roll back, promote, pause, resume, abort, reject).
+//! and who may steer it otherwise (roll back, promote, pause, resume, abort, reject);
+//! and, by the same role rules, who may change a feature flag by hand from chat.
 //!
 //! The chat layer calls `check_approver` to answer a click at once; the engine calls it
 //! again when it applies the approval, so a refusal is the same wherever it is made.
 
+use crate::config::{Config, Ramp, ServiceSpec};
 use crate::deployment::{CommandKind, Deployment, PauseReason, State};
 use crate::history::Actor;
 
@@ -160,4 +162,49 @@ fn is_author(deployment: &Deployment, actor: &Actor) -> bool {
         Actor::Cli { user } => user.eq_ignore_ascii_case(&release.author),
         _ => false,
     }
+}
+
+/// Checks that `actor` may change `flag` by hand from chat, under the same role rules
+/// as approvals. A flag that `flag` services ramp follows their approval policies: a
+/// chat user must be one each of them lets approve (its roles or users; a policy that
+/// names nobody admits anyone). Any other flag follows the configuration-wide flag
+/// approvers (`[flags]`, or its environment's approvers; none: anyone). On success,
+/// says whose rule admitted the change, for the answer and the flag's history.
+pub fn check_flag_change(
+    config: &Config,
+    flag: &str,
+    actor: &Actor,
+) -> Result<String, ApprovalRefusal> {
+    let ramps: Vec<&ServiceSpec> = config
+        .services
+        .values()
+        .filter(|s| matches!(&s.plan.ramp, Ramp::Flag(f) if f == flag))
+        .collect();
+    let Actor::Chat { user_id, roles, .. } = actor else {
+        return Ok("not a chat user".to_string());
+    };
+    let holds = |allowed: &[String]| roles.iter().any(|r| allowed.contains(r));
+    if ramps.is_empty() {
+        let approvers = &config.flags.approvers;
+        if approvers.is_empty() || holds(approvers) {
+            return Ok("the flag approvers of [flags]".to_string());
+        }
+        return Err(ApprovalRefusal(format!(
+            "{} does not hold a flag approver's role ([flags] approvers), so may not change flag {flag}",
+            describe(actor)
+        )));
+    }
+    for service in &ramps {
+        let policy = &service.approval;
+        let unrestricted = policy.roles.is_empty() && policy.users.is_empty();
+        if !(unrestricted || policy.users.contains(user_id) || holds(&policy.roles)) {
+            return Err(ApprovalRefusal(format!(
+                "{} does not hold a role allowed to approve {}, which ramps flag {flag}, so may not change it",
+                describe(actor),
+                service.name
+            )));
+        }
+    }
+    let names: Vec<&str> = ramps.iter().map(|s| s.name.as_str()).collect();
+    Ok(format!("the approvers of {}", names.join(", ")))
 }

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use approval::{ApprovalRefusal, approver_id, check_approver, check_command, check_person};
+pub use approval::{
+    ApprovalRefusal, approver_id, check_approver, check_command, check_flag_change, check_person,
+};
 
 use crate::deployment::{Deployment, RollbackEnd, State, VerifyGate};
 use crate::domain::{DeploymentId, ServiceName, Slot, Weights};
