@@ -65,8 +65,6 @@ async fn the_function_binaries_run_under_cargo_lambda_watch() {
         endpoint.starts_with("http://127.0.0.1:"),
         "AWS_ENDPOINT_URL must be the local emulator, got {endpoint}"
     );
-    let sdk = ripcord_aws::sdk_config().await;
-
     let world = World::build().await;
     let World {
         elb,

@@ -230,21 +230,6 @@ pub fn command(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The token from `--token` or `RIPCORD_LOCAL_TOKEN`, else from the file `ripcord up`
-/// keeps it in; `verb` names the command that needs it, for the message.
-pub(crate) fn local_token(token: Option<&str>, verb: &str) -> anyhow::Result<String> {
-    match token {
-        Some(token) => Ok(token.to_string()),
-        None => std::fs::read_to_string(Path::new(DEFAULT_TOKEN_FILE))
-            .map(|t| t.trim().to_string())
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "{verb} needs local mode's token: pass --token, set RIPCORD_LOCAL_TOKEN, or run from the directory where `ripcord up` keeps {DEFAULT_TOKEN_FILE}"
-                )
-            }),
-    }
-}
-
 /// The user name commands are recorded under, as on the table.
 fn cli_user() -> String {
     match cli_actor() {

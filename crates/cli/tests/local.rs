@@ -205,6 +205,7 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
         green.url()
     );
     let local = LocalRuntime::start(RuntimeOptions {
+        discord: None,
         config_path: "cli.toml".into(),
         config_text: config,
         store_path: store.clone(),

@@ -118,6 +118,7 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
         green.url()
     );
     let local = LocalRuntime::start(RuntimeOptions {
+        discord: None,
         config_path: "dora.toml".into(),
         config_text: config,
         store_path: store.clone(),

@@ -73,6 +73,7 @@ upstreams = ["{}", "{}"]
         green.url()
     );
     let local = LocalRuntime::start(RuntimeOptions {
+        discord: None,
         config_path: "cli.toml".into(),
         config_text: config,
         store_path: dir.join("store.sqlite"),

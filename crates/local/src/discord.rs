@@ -107,10 +107,13 @@ pub(crate) async fn handle(shared: &Arc<Shared>, request: Request<Vec<u8>>) -> R
             driver: shared.driver(),
             verifier: &discord.verifier,
             rest: &discord.rest,
-            flags: Some(&shared.store),
+            flags: Some(&*shared.store),
             budget: DEFAULT_BUDGET,
         };
         let outcome = ripcord_bot::handle(&bot, request).await;
+        // A /flag change is served by OFREP at its next request, not after its cache's
+        // refresh interval.
+        shared.ofrep.invalidate();
         let _ = answer.send(outcome.response);
         if let Some(remaining) = outcome.remaining {
             remaining.await;

@@ -62,6 +62,7 @@ upstreams = ["{}", "{}"]
         green.url()
     );
     LocalRuntime::start(RuntimeOptions {
+        discord: None,
         config_path: "ofrep.toml".into(),
         config_text: config,
         store_path: store.0.clone(),
