@@ -314,7 +314,7 @@ async fn main() {
                 *slot = (slot.0 + 1, Some(event.to_string().into_bytes()));
                 slot.0
             };
-            let mut command = Command::new(&*binary);
+            let mut command = Command::new(*binary);
             command
                 .envs(world.env(name, &format!("http://{address}/g{generation}")))
                 .stdout(Stdio::null())

@@ -150,9 +150,9 @@ async fn the_function_binaries_run_under_cargo_lambda_watch() {
     assert_eq!(status, 202, "{answer}");
     let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
     let id = answer["deployment_id"].as_str().expect("an id").to_string();
-    let now = weights(&elb, &listener).await;
-    assert_eq!(weight_on(&now, &green), 10, "{now:?}");
-    assert_eq!(weight_on(&now, &blue), 90, "{now:?}");
+    let now = weights(elb, listener).await;
+    assert_eq!(weight_on(&now, green), 10, "{now:?}");
+    assert_eq!(weight_on(&now, blue), 90, "{now:?}");
 
     // Its next pass is booked at the pause's end.
     let id = ripcord_core::domain::DeploymentId::new(id).unwrap();
@@ -220,7 +220,7 @@ async fn the_function_binaries_run_under_cargo_lambda_watch() {
         port,
         "POST",
         interactions,
-        &discord_signed(&discord_key),
+        &discord_signed(discord_key),
         ping,
     );
     assert_eq!(status, 200, "{pong}");
@@ -273,9 +273,9 @@ async fn the_function_binaries_run_under_cargo_lambda_watch() {
         rolled["passes"][0]["state"]["state"], "rolled_back",
         "{rolled}"
     );
-    let after = weights(&elb, &listener).await;
-    assert_eq!(weight_on(&after, &blue), 100, "{after:?}");
-    assert_eq!(weight_on(&after, &green), 0, "{after:?}");
+    let after = weights(elb, listener).await;
+    assert_eq!(weight_on(&after, blue), 100, "{after:?}");
+    assert_eq!(weight_on(&after, green), 0, "{after:?}");
 
     // The flags function over its Function URL: the flag for a pro user with the key,
     // then a 401 without one.
