@@ -1046,6 +1046,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_shift_that_ties_every_value_leaves_no_evidence_either_way() {
+        let apart = mann_whitney(&[0.0], &[1.0]).unwrap();
+        let tied = mann_whitney(&[1.0], &[1.0]).unwrap();
+        assert!(
+            apart.p_greater > 0.97 && apart.p_greater < 0.98,
+            "{apart:?}"
+        );
+        assert_eq!(
+            (tied.p_greater, tied.p_less, tied.p_two_sided),
+            (1.0, 1.0, 1.0)
+        );
+    }
+
     /// Samples of small whole numbers, so that ties within and across samples are common.
     fn sample() -> impl Strategy<Value = Vec<f64>> {
         prop::collection::vec((0u8..20).prop_map(f64::from), 1..40)
@@ -1081,13 +1095,31 @@ mod tests {
         }
 
         #[test]
-        fn shifting_the_canary_up_never_lowers_p_greater(
+        fn shifting_the_canary_up_never_lowers_u(
             canary in sample(),
             stable in sample(),
             shift in 0u8..10,
         ) {
             let base = mann_whitney(&canary, &stable).unwrap();
             let raised = mann_whitney(&shifted(&canary, f64::from(shift)), &stable).unwrap();
+            prop_assert!(raised.u_canary >= base.u_canary);
+        }
+
+        /// With the ties unchanged the variance is too, so a larger U can only mean a
+        /// smaller p_greater. (A shift that creates or breaks ties changes the variance,
+        /// and then p_greater may rise: canary [0] against stable [1] gives 0.977, and
+        /// shifted by one, all tied, 1.0.) Canary values are odd and stable ones even,
+        /// and the shift is even, so no value is ever shared across the samples.
+        #[test]
+        fn shifting_the_canary_up_never_lowers_p_greater_when_ties_stay_the_same(
+            canary in sample(),
+            stable in sample(),
+            shift in 0u8..10,
+        ) {
+            let canary: Vec<f64> = canary.iter().map(|v| 2.0 * v + 1.0).collect();
+            let stable: Vec<f64> = stable.iter().map(|v| 2.0 * v).collect();
+            let base = mann_whitney(&canary, &stable).unwrap();
+            let raised = mann_whitney(&shifted(&canary, 2.0 * f64::from(shift)), &stable).unwrap();
             prop_assert!(raised.u_canary >= base.u_canary);
             prop_assert!(raised.p_greater <= base.p_greater + 1e-12);
         }
