@@ -36,10 +36,11 @@ use std::time::Duration;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use ripcord_core::flags::stored::flag_set;
 use ripcord_core::flags::{
-    Context, Evaluation, Flag, FlagSet, SeededRandom, Stickiness, StrategyKind,
+    Context, Flag, FlagSet, Outcome, Payload, SeededRandom, Stickiness, StrategyKind,
 };
 use ripcord_core::ports::{FlagStore, FlagStoreError};
 use ripcord_core::time::Timestamp;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -224,6 +225,7 @@ impl Ofrep {
             .random
             .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
         let mut random = SeededRandom::new(seed);
+        let (unleash, has_user) = (&context.unleash, context.has_user);
         match target {
             Some(key) => {
                 let Some(flag) = flags.flag(&key) else {
@@ -234,8 +236,8 @@ impl Ofrep {
                         format!("there is no flag {key:?}; `ripcord flags list` shows the flags"),
                     ));
                 };
-                let result = evaluate(flags, flag, &context.unleash, context.has_user, &mut random)
-                    .map_err(|details| {
+                let answer =
+                    answer(flags, flag, unleash, has_user, &mut random).map_err(|details| {
                         ofrep_error(
                             StatusCode::BAD_REQUEST,
                             Some(&key),
@@ -243,27 +245,33 @@ impl Ofrep {
                             details,
                         )
                     })?;
-                Ok(json_response(StatusCode::OK, &result))
+                let mut body = Vec::with_capacity(128);
+                answer.write(&mut body);
+                Ok(json_body(StatusCode::OK, body))
             }
             None => {
-                let results: Vec<Value> = flags
-                    .flags()
-                    .map(|flag| {
-                        evaluate(flags, flag, &context.unleash, context.has_user, &mut random)
-                            .unwrap_or_else(|details| {
-                                json!({
-                                    "key": flag.name,
-                                    "errorCode": "TARGETING_KEY_MISSING",
-                                    "errorDetails": details,
-                                })
-                            })
-                    })
-                    .collect();
-                let body = json!({ "flags": results }).to_string();
-                let etag = format!(
-                    "\"{}\"",
-                    &hex::encode(Sha256::digest(body.as_bytes()))[..32]
-                );
+                // Written straight into the body: no JSON tree is built per flag.
+                let mut body = Vec::with_capacity(64 + 128 * flags.len());
+                body.extend_from_slice(br#"{"flags":["#);
+                for (n, flag) in flags.flags().enumerate() {
+                    if n > 0 {
+                        body.push(b',');
+                    }
+                    match answer(flags, flag, unleash, has_user, &mut random) {
+                        Ok(answer) => answer.write(&mut body),
+                        Err(details) => serde_json::to_writer(
+                            &mut body,
+                            &json!({
+                                "key": flag.name,
+                                "errorCode": "TARGETING_KEY_MISSING",
+                                "errorDetails": details,
+                            }),
+                        )
+                        .expect("writing JSON to memory cannot fail"),
+                    }
+                }
+                body.extend_from_slice(b"]}");
+                let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
                 let builder = Response::builder().header(header::ETAG, &etag);
                 if if_none_match(request.headers(), &etag) {
                     return Ok(builder
@@ -274,11 +282,25 @@ impl Ofrep {
                 Ok(builder
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "application/json")
-                    .body(body)
+                    .body(utf8(body))
                     .expect("a status and headers make a valid response"))
             }
         }
     }
+}
+
+/// A JSON body already written out.
+fn json_body(status: StatusCode, body: Vec<u8>) -> Response<String> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(utf8(body))
+        .expect("a status and a content type always make a valid response")
+}
+
+/// JSON written by serde_json from Rust strings is UTF-8.
+fn utf8(body: Vec<u8>) -> String {
+    String::from_utf8(body).expect("JSON written from strings is UTF-8")
 }
 
 /// An OFREP error: OFREP's `key`, `errorCode` and `errorDetails`, with Ripcord's
@@ -443,49 +465,106 @@ fn needs_user(flag: &Flag) -> bool {
         })
 }
 
+/// One flag's OFREP answer, borrowed from the flag set.
+struct Answer<'a> {
+    key: &'a str,
+    value: AnswerValue<'a>,
+    reason: &'static str,
+    variant: &'a str,
+}
+
+/// An answer's `value`.
+enum AnswerValue<'a> {
+    Bool(bool),
+    /// Written as a JSON string.
+    Text(&'a str),
+    /// JSON text checked to be one value (a number or a `json` payload), written as is.
+    Json(&'a str),
+}
+
+impl Answer<'_> {
+    /// Writes `{"key", "value", "reason", "variant", "metadata"}` as JSON.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"key":"#);
+        push_json_string(out, self.key);
+        out.extend_from_slice(br#","value":"#);
+        match self.value {
+            AnswerValue::Bool(true) => out.extend_from_slice(b"true"),
+            AnswerValue::Bool(false) => out.extend_from_slice(b"false"),
+            AnswerValue::Text(text) => push_json_string(out, text),
+            AnswerValue::Json(json) => out.extend_from_slice(json.as_bytes()),
+        }
+        out.extend_from_slice(br#","reason":"#);
+        push_json_string(out, self.reason);
+        out.extend_from_slice(br#","variant":"#);
+        push_json_string(out, self.variant);
+        out.extend_from_slice(br#","metadata":{}}"#);
+    }
+}
+
+/// Appends `text` as a JSON string, quoted and escaped.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("writing a string to memory cannot fail");
+}
+
+/// A payload's OFREP value: a `number` payload as a number, `json` as JSON, anything
+/// else (or a payload that does not parse as its type) as a string. Checking the text
+/// allocates nothing: it is written out as it stands.
+fn payload_value(payload: &Payload) -> AnswerValue<'_> {
+    let text = payload.value.trim();
+    let parses = match payload.kind.as_str() {
+        "number" => serde_json::from_str::<serde_json::Number>(text).is_ok(),
+        "json" => serde_json::from_str::<IgnoredAny>(text).is_ok(),
+        _ => false,
+    };
+    if parses {
+        AnswerValue::Json(text)
+    } else {
+        AnswerValue::Text(&payload.value)
+    }
+}
+
 /// One flag's OFREP answer, or why the context cannot be evaluated.
-fn evaluate(
-    flags: &FlagSet,
-    flag: &Flag,
-    context: &Context,
+fn answer<'a>(
+    flags: &'a FlagSet,
+    flag: &'a Flag,
+    context: &'a Context,
     has_user: bool,
-    random: &mut SeededRandom,
-) -> Result<Value, String> {
+    random: &'a mut SeededRandom,
+) -> Result<Answer<'a>, String> {
     if !has_user && needs_user(flag) {
         return Err(format!(
             "flag {:?} is targeted by user id: send the user's id as \"targetingKey\"",
             flag.name
         ));
     }
-    let Evaluation { enabled, variant } = flags
-        .evaluate(&flag.name, context, random)
-        .unwrap_or_else(Evaluation::off);
-    let (value, variant_name, reason) = if !flag.enabled {
-        (Value::Bool(false), "off".to_string(), "DISABLED")
-    } else if !enabled {
-        (Value::Bool(false), "off".to_string(), "DEFAULT")
-    } else if variant.enabled {
-        let value = match &variant.payload {
-            Some(payload) => match payload.kind.as_str() {
-                "number" => serde_json::from_str::<serde_json::Number>(payload.value.trim())
-                    .map_or_else(|_| Value::String(payload.value.clone()), Value::Number),
-                "json" => serde_json::from_str(&payload.value)
-                    .unwrap_or_else(|_| Value::String(payload.value.clone())),
-                _ => Value::String(payload.value.clone()),
-            },
-            None => Value::String(variant.name.clone()),
-        };
-        (value, variant.name.clone(), "SPLIT")
-    } else {
-        (Value::Bool(true), "on".to_string(), "TARGETING_MATCH")
+    let off = |reason| Answer {
+        key: &flag.name,
+        value: AnswerValue::Bool(false),
+        reason,
+        variant: "off",
     };
-    Ok(json!({
-        "key": flag.name,
-        "value": value,
-        "reason": reason,
-        "variant": variant_name,
-        "metadata": {},
-    }))
+    if !flag.enabled {
+        return Ok(off("DISABLED"));
+    }
+    Ok(match flags.outcome(flag, context, random) {
+        Outcome::Off => off("DEFAULT"),
+        Outcome::On => Answer {
+            key: &flag.name,
+            value: AnswerValue::Bool(true),
+            reason: "TARGETING_MATCH",
+            variant: "on",
+        },
+        Outcome::Variant(variant) => Answer {
+            key: &flag.name,
+            value: variant
+                .payload
+                .as_ref()
+                .map_or(AnswerValue::Text(&variant.name), payload_value),
+            reason: "SPLIT",
+            variant: &variant.name,
+        },
+    })
 }
 
 /// Decodes `%XX` escapes in a path segment; anything malformed stays as written.
@@ -509,4 +588,49 @@ pub(crate) fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(value: AnswerValue<'_>) -> Value {
+        let mut out = Vec::new();
+        Answer {
+            key: "checkout \"v2\"",
+            value,
+            reason: "SPLIT",
+            variant: "b",
+        }
+        .write(&mut out);
+        serde_json::from_slice(&out).expect("an answer is JSON")
+    }
+
+    fn payload(kind: &str, value: &str) -> Payload {
+        Payload {
+            kind: kind.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn payloads_become_values_of_their_type_or_text() {
+        let table = [
+            (payload("number", " 10 "), json!(10)),
+            (payload("number", "2.5e3"), json!(2500.0)),
+            (payload("number", "ten"), json!("ten")),
+            (payload("json", "{\"size\":\n 3}"), json!({"size": 3})),
+            (payload("json", "{\"size\": 3"), json!("{\"size\": 3")),
+            (payload("json", "[1] [2]"), json!("[1] [2]")),
+            (payload("string", "say \"hi\"\n"), json!("say \"hi\"\n")),
+            (payload("csv", "1,2"), json!("1,2")),
+        ];
+        for (payload, expected) in table {
+            let answer = written(payload_value(&payload));
+            assert_eq!(answer["value"], expected, "{payload:?}");
+            assert_eq!(answer["key"], "checkout \"v2\"");
+            assert_eq!(answer["variant"], "b");
+            assert_eq!(answer["metadata"], json!({}));
+        }
+    }
 }

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use super::FlagSet;
 use super::context::Context;
 use super::model::{
-    AddressEntry, Evaluation, Flag, Stickiness, Strategy, StrategyKind, Variant, VariantResult,
+    AddressEntry, Flag, Outcome, Stickiness, Strategy, StrategyKind, Variant, VariantResult,
 };
 use super::murmur::{VARIANT_SEED, normalized_hash, rollout_bucket};
 use crate::domain::Percent;
@@ -70,15 +70,12 @@ type Held<'a> = Option<&'a Strategy>;
 
 impl<'a> Evaluator<'a> {
     /// Evaluates a flag: whether it is on, and the variant handed out.
-    pub(super) fn flag(&mut self, flag: &'a Flag) -> Evaluation {
+    pub(super) fn flag(&mut self, flag: &'a Flag) -> Outcome<'a> {
         match self.held(flag) {
-            None => Evaluation::off(),
-            Some(held) => Evaluation {
-                enabled: true,
-                variant: self
-                    .variant(flag, held)
-                    .map_or_else(|| VariantResult::disabled(true), VariantResult::of),
-            },
+            None => Outcome::Off,
+            Some(held) => self
+                .variant(flag, held)
+                .map_or(Outcome::On, Outcome::Variant),
         }
     }
 
@@ -301,7 +298,7 @@ fn strategy_stickiness(strategy: &Strategy) -> Option<&Stickiness> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::model::{Dependency, Override, Payload, WeightType};
+    use crate::flags::model::{Dependency, Evaluation, Override, Payload, WeightType};
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
 
     fn percent(value: f64) -> Percent {

@@ -36,8 +36,8 @@ pub use eval::{RandomSource, SeededRandom};
 pub use file::parse_flag_file;
 pub use model::{
     AddressEntry, Comparison, Condition, Constraint, DateComparison, Dependency, Evaluation, Flag,
-    Override, Payload, Segment, Stickiness, Strategy, StrategyKind, Variant, VariantResult,
-    WeightType,
+    Outcome, Override, Payload, Segment, Stickiness, Strategy, StrategyKind, Variant,
+    VariantResult, WeightType,
 };
 pub use network::{AddressRange, InvalidRange};
 pub use regex::{Regex, RegexError};
@@ -199,12 +199,23 @@ impl FlagSet {
         random: &mut dyn RandomSource,
     ) -> Option<Evaluation> {
         let flag = self.flag(name)?;
+        Some(self.outcome(flag, context, random).evaluation())
+    }
+
+    /// What a flag of this set gives a context, borrowed from the flag: `evaluate`
+    /// without a name lookup or an allocation.
+    pub fn outcome<'a>(
+        &'a self,
+        flag: &'a Flag,
+        context: &'a Context,
+        random: &'a mut dyn RandomSource,
+    ) -> Outcome<'a> {
         let mut evaluator = eval::Evaluator {
             flags: self,
             context,
             random,
         };
-        Some(evaluator.flag(flag))
+        evaluator.flag(flag)
     }
 
     /// Whether a flag is on for a context; an unknown flag is off, as in Unleash.

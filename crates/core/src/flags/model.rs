@@ -402,6 +402,35 @@ impl VariantResult {
     }
 }
 
+/// What one flag gives one context, borrowed from the flag: no allocation, for callers
+/// that write the answer out themselves (OFREP).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome<'a> {
+    /// The flag is off for this context.
+    Off,
+    /// The flag is on and has no variant to give (Unleash's `disabled` variant).
+    On,
+    /// The flag is on and gives this variant.
+    Variant(&'a Variant),
+}
+
+impl Outcome<'_> {
+    /// The same outcome in the shape Unleash's SDKs return.
+    pub fn evaluation(self) -> Evaluation {
+        match self {
+            Outcome::Off => Evaluation::off(),
+            Outcome::On => Evaluation {
+                enabled: true,
+                variant: VariantResult::disabled(true),
+            },
+            Outcome::Variant(variant) => Evaluation {
+                enabled: true,
+                variant: VariantResult::of(variant),
+            },
+        }
+    }
+}
+
 /// The outcome of evaluating one flag for one context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evaluation {
