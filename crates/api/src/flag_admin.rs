@@ -458,8 +458,9 @@ pub async fn create_key(
 pub async fn revoke_key(store: &dyn FlagStore, name: &str) -> Result<String, FlagAdminError> {
     let revoked = store.revoke_api_key(name).await?;
     Ok(format!(
-        "API key {name} revoked (created {} by {}); OFREP refuses it from now on",
+        "API key {name} revoked (created {} by {}); OFREP refuses it within {} seconds, at once in local mode",
         revoked.created_at,
-        revoked.created_by.describe()
+        revoked.created_by.describe(),
+        crate::ofrep::DEFAULT_REFRESH.as_secs()
     ))
 }

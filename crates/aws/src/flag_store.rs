@@ -355,7 +355,7 @@ impl FlagStore for DynamoFlagStore {
                 Ok(out) => {
                     let old = out.attributes.ok_or_else(|| {
                         PortError::permanent(format!(
-                            "{} returned no old item for API key {name}; the key is revoked",
+                            "{} revoked API key {name} but returned no copy of it; `ripcord flags keys list` shows the keys left",
                             self.operation("DeleteItem")
                         ))
                     })?;

@@ -286,7 +286,9 @@ upstreams = ["{}", "{}"]
     let revoked = ok(&with_token(&["flags", "keys", "revoke", "web"]));
     assert!(
         revoked.starts_with("API key web revoked (created ")
-            && revoked.ends_with("by cli local); OFREP refuses it from now on"),
+            && revoked.ends_with(
+                "by cli local); OFREP refuses it within 5 seconds, at once in local mode"
+            ),
         "{revoked}"
     );
     let answer = send(
