@@ -54,6 +54,7 @@ impl From<FlagStoreError> for FlagAdminError {
                 FlagAdminError::Conflict(format!("{error}; nothing was changed"))
             }
             FlagStoreError::KeyExists(_) => FlagAdminError::Conflict(error.to_string()),
+            FlagStoreError::UnknownKey(name) => FlagAdminError::UnknownKey(name),
             other => FlagAdminError::Store(other),
         }
     }
@@ -202,8 +203,11 @@ pub async fn set_rollout(
 }
 
 /// Replaces the flag's definition with `document`: an Unleash feature (a JSON object),
-/// or an Unleash state holding a feature of that name. `source` names where it came
-/// from (a file name), in messages and in the history.
+/// or an Unleash state holding a feature of that name, whose segments that the feature
+/// uses are stored too (created, or replaced when they differ), before the flag, so
+/// that the flag never refers to a segment the store lacks. `source` names where it
+/// came from (a file name), in messages and in the history. Everything is checked
+/// before anything is written.
 pub async fn set_definition(
     store: &dyn FlagStore,
     name: &str,
@@ -211,42 +215,129 @@ pub async fn set_definition(
     source: &str,
     change: &Change,
 ) -> Result<String, FlagAdminError> {
-    let definition = match document.get("features").and_then(Value::as_array) {
-        Some(features) => features
-            .iter()
-            .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
-            .cloned()
-            .ok_or_else(|| {
-                invalid(
-                    "definition",
-                    format!("{source} has no feature named {name:?}"),
-                )
-            })?,
-        None => document,
+    let (definition, segments) = match document.get("features").and_then(Value::as_array) {
+        Some(features) => {
+            let feature = features
+                .iter()
+                .find(|f| f.get("name").and_then(Value::as_str) == Some(name))
+                .cloned()
+                .ok_or_else(|| {
+                    invalid(
+                        "definition",
+                        format!("{source} has no feature named {name:?}"),
+                    )
+                })?;
+            let segments = used_segments(&feature, &document);
+            (feature, segments)
+        }
+        None => (document, Vec::new()),
     };
     check_definition(FlagRecordKind::Flag, name, &definition)
         .map_err(|e| invalid("definition", format!("{source}: {e}; nothing was changed")))?;
+    for (id, segment) in &segments {
+        check_definition(FlagRecordKind::Segment, id, segment).map_err(|e| {
+            invalid(
+                "definition",
+                format!("{source}: segment {id}: {e}; nothing was changed"),
+            )
+        })?;
+    }
+    let mut notes = Vec::new();
+    for (id, segment) in segments {
+        if let Some(note) =
+            put_if_changed(store, FlagRecordKind::Segment, &id, segment, source, change).await?
+        {
+            notes.push(format!("segment {id} {note}"));
+        }
+    }
     let current = store
         .flag_record(FlagRecordKind::Flag, name)
         .await
         .map_err(FlagAdminError::Store)?;
-    if current.as_ref().is_some_and(|r| r.definition == definition) {
-        return Ok(format!(
+    let flag = if current.as_ref().is_some_and(|r| r.definition == definition) {
+        format!(
             "{name} is already this definition (version {})",
             current.map_or(0, |r| r.version)
-        ));
+        )
+    } else {
+        let expected = current.map_or(0, |r| r.version);
+        let stored = store
+            .put_flag_record(change.write(
+                FlagRecordKind::Flag,
+                name,
+                expected,
+                definition,
+                format!("set from {source}"),
+            ))
+            .await?;
+        format!("{name} stored as version {}", stored.version)
+    };
+    Ok(if notes.is_empty() {
+        flag
+    } else {
+        format!("{flag}; {}", notes.join(", "))
+    })
+}
+
+/// The segments of an Unleash state that `feature`'s strategies use, by id.
+fn used_segments(feature: &Value, document: &Value) -> Vec<(String, Value)> {
+    let text = |id: &Value| match id {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let used: std::collections::BTreeSet<String> = feature["strategies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|strategy| strategy["segments"].as_array().into_iter().flatten())
+        .map(text)
+        .collect();
+    document["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|segment| {
+            let id = text(&segment["id"]);
+            used.contains(&id).then(|| (id, segment.clone()))
+        })
+        .collect()
+}
+
+/// Writes `definition` as the next version of the record unless it is already that;
+/// returns `created (version N)` or `updated (version N)` when it wrote.
+async fn put_if_changed(
+    store: &dyn FlagStore,
+    kind: FlagRecordKind,
+    name: &str,
+    definition: Value,
+    source: &str,
+    change: &Change,
+) -> Result<Option<String>, FlagAdminError> {
+    let current = store
+        .flag_record(kind, name)
+        .await
+        .map_err(FlagAdminError::Store)?;
+    if current.as_ref().is_some_and(|r| r.definition == definition) {
+        return Ok(None);
     }
-    let expected = current.map_or(0, |r| r.version);
+    let expected = current.as_ref().map_or(0, |r| r.version);
     let stored = store
         .put_flag_record(change.write(
-            FlagRecordKind::Flag,
+            kind,
             name,
             expected,
             definition,
             format!("set from {source}"),
         ))
-        .await?;
-    Ok(format!("{name} stored as version {}", stored.version))
+        .await
+        .map_err(|e| match FlagAdminError::from(e) {
+            FlagAdminError::Conflict(message) => {
+                FlagAdminError::Conflict(format!("{} {name}: {message}", kind.as_str()))
+            }
+            other => other,
+        })?;
+    let word = if expected == 0 { "created" } else { "updated" };
+    Ok(Some(format!("{word} (version {})", stored.version)))
 }
 
 /// Imports every feature and segment of an Unleash feature state (as served by
@@ -358,4 +449,18 @@ pub async fn create_key(
         })
         .await?;
     Ok(())
+}
+
+/// Revokes the API key named `name`: its record is deleted, so OFREP refuses the key
+/// from its next read of the keys (at once in local mode, which reads again after
+/// every change; within one refresh interval on AWS). The name may then be given to
+/// a new key. Returns what to tell the user.
+pub async fn revoke_key(store: &dyn FlagStore, name: &str) -> Result<String, FlagAdminError> {
+    let revoked = store.revoke_api_key(name).await?;
+    Ok(format!(
+        "API key {name} revoked (created {} by {}); OFREP refuses it within {} seconds, at once in local mode",
+        revoked.created_at,
+        revoked.created_by.describe(),
+        crate::ofrep::DEFAULT_REFRESH.as_secs()
+    ))
 }

@@ -14,10 +14,11 @@
 //! - `GET /api/flag-keys`: the OFREP API keys' names (never the keys).
 //! - `POST /api/flag-keys` with `{"name": "..."}`: creates a key and answers 201 with
 //!   it, this once; only its SHA-256 is stored.
+//! - `DELETE /api/flag-keys/{name}`: revokes the key; OFREP refuses it from then on.
 //!
 //! Writes answer `{"message": "..."}` in the words the command line prints. A bad
-//! input gets 400 naming the field, an unknown flag 404, a lost race or a taken key
-//! name 409; nothing is written on any 4xx. Keys live under their own prefix so that
+//! input gets 400 naming the field, an unknown flag or key 404, a lost race or a taken
+//! key name 409; nothing is written on any 4xx. Keys live under their own prefix so that
 //! no flag's name can collide with them.
 
 use http::{Method, Request, Response, StatusCode};
@@ -168,7 +169,14 @@ async fn route(
                 &json!({ "name": name, "key": key }),
             ))
         }
+        (Method::DELETE, ["flag-keys", name]) => {
+            let text = flag_admin::revoke_key(store, name)
+                .await
+                .map_err(admin_error)?;
+            Ok(message(text))
+        }
         (_, ["flags"] | ["flag-keys"]) => Err(method_not_allowed(&path, "GET or POST")),
+        (_, ["flag-keys", _]) => Err(method_not_allowed(&path, "DELETE")),
         (_, ["flags", _]) => Err(method_not_allowed(&path, "GET or PUT")),
         (_, ["flags", _, "enable" | "disable" | "rollout"]) => {
             Err(method_not_allowed(&path, "POST"))
@@ -177,7 +185,7 @@ async fn route(
             StatusCode::NOT_FOUND,
             "not_found",
             format!(
-                "nothing at {path}: the flags API serves /api/flags, /api/flags/{{name}}[/enable|/disable|/rollout] and /api/flag-keys"
+                "nothing at {path}: the flags API serves /api/flags, /api/flags/{{name}}[/enable|/disable|/rollout] and /api/flag-keys[/{{name}}]"
             ),
         )),
     }

@@ -10,7 +10,10 @@
 //! - **Cache.** Flags, segments and key hashes are read from the flag store at most
 //!   once per refresh interval ([`DEFAULT_REFRESH`]) and evaluated from memory, so a
 //!   request does not read the store. When the store cannot be read, the last good
-//!   copy is served and the next request tries again.
+//!   copy is served and the next request tries again. A host that writes to the
+//!   store itself (local mode) calls [`Ofrep::invalidate`] after the write, and from
+//!   then on no copy read before it answers: a revoked key is refused at once there,
+//!   and within one refresh interval everywhere else.
 //! - **Context.** `targetingKey` is Unleash's `userId`; `userId`, `sessionId`,
 //!   `remoteAddress`, `environment`, `appName` and `currentTime` are Unleash's own
 //!   fields; every other attribute is a property (strings, numbers and booleans).
@@ -63,6 +66,10 @@ struct Snapshot {
     keys: Vec<[u8; 32]>,
     /// When it was read.
     loaded_at: Timestamp,
+    /// The endpoint's generation when the read began: a copy of an older generation
+    /// may predate a write (a revoked key), so it is never served once that write
+    /// is known.
+    generation: u64,
 }
 
 /// The OFREP endpoint: the flag store, the in-memory copy of it, and the randomness
@@ -72,8 +79,9 @@ pub struct Ofrep {
     refresh: Duration,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     refreshing: AtomicBool,
-    /// Set when the host wrote to the store, so that the next request reads it again.
-    stale: AtomicBool,
+    /// Raised by one each time the host wrote to the store, so that no copy read
+    /// before the write answers after it.
+    generation: AtomicU64,
     random: AtomicU64,
 }
 
@@ -86,7 +94,7 @@ impl Ofrep {
             refresh,
             snapshot: RwLock::new(None),
             refreshing: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             random: AtomicU64::new(seed),
         }
     }
@@ -98,7 +106,9 @@ impl Ofrep {
             .clone()
     }
 
-    async fn load(&self, now: Timestamp) -> Result<Arc<Snapshot>, FlagStoreError> {
+    /// Reads the store into a copy of `generation` and keeps it, unless a copy of a
+    /// later generation was kept meanwhile (a slower read must not replace it).
+    async fn load(&self, now: Timestamp, generation: u64) -> Result<Arc<Snapshot>, FlagStoreError> {
         let records = self.store.flag_records().await?;
         let keys = self.store.api_keys().await?;
         let snapshot = Arc::new(Snapshot {
@@ -109,18 +119,28 @@ impl Ofrep {
                 .filter_map(|bytes| <[u8; 32]>::try_from(bytes).ok())
                 .collect(),
             loaded_at: now,
+            generation,
         });
-        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
+        let mut kept = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|k| k.generation <= generation) {
+            *kept = Some(snapshot.clone());
+        }
         Ok(snapshot)
     }
 
-    /// The copy to answer from: the current one while it is fresh; otherwise one
-    /// request reads the store again while the others go on with the current copy.
+    /// The copy to answer from: the current one while it is fresh. When it is merely
+    /// old, one request reads the store again while the others go on with it; when
+    /// the host wrote since it was read, every request reads again rather than answer
+    /// from it, so that a revoked key is refused from the write on.
     async fn snapshot(&self, now: Timestamp) -> Result<Arc<Snapshot>, ApiError> {
+        let generation = self.generation.load(Ordering::Acquire);
         let current = self.current();
+        let written_since = current
+            .as_ref()
+            .is_some_and(|snapshot| snapshot.generation != generation);
         if let Some(snapshot) = &current
+            && !written_since
             && now.since(snapshot.loaded_at) < self.refresh
-            && !self.stale.load(Ordering::Acquire)
         {
             return Ok(snapshot.clone());
         }
@@ -128,21 +148,20 @@ impl Ofrep {
             .refreshing
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        if !first && let Some(snapshot) = current.clone() {
+        if !first
+            && !written_since
+            && let Some(snapshot) = current.clone()
+        {
             return Ok(snapshot);
         }
-        // A write made while this read runs marks the copy stale again.
-        let was_stale = self.stale.swap(false, Ordering::AcqRel);
-        let loaded = self.load(now).await;
+        let loaded = self.load(now, generation).await;
         if first {
             self.refreshing.store(false, Ordering::Release);
         }
-        if loaded.is_err() && was_stale {
-            self.stale.store(true, Ordering::Release);
-        }
         match (loaded, current) {
             (Ok(snapshot), _) => Ok(snapshot),
-            // The store is unreachable: keep serving the last good copy.
+            // The store is unreachable: keep serving the last good copy (the next
+            // request tries again, as the copy is still old or of an older generation).
             (Err(_), Some(snapshot)) => Ok(snapshot),
             (Err(error), None) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -152,10 +171,11 @@ impl Ofrep {
         }
     }
 
-    /// Makes the next request read the store again rather than wait for the refresh
-    /// interval: the host calls it after it wrote flags or keys itself.
+    /// Makes every later request answer from a copy read after this call rather than
+    /// wait for the refresh interval: the host calls it after it wrote flags or keys
+    /// itself.
     pub fn invalidate(&self) {
-        self.stale.store(true, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Answers one OFREP request received at `now`.
@@ -592,7 +612,128 @@ pub(crate) fn percent_decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use ripcord_core::flags::stored::api_key_sha256;
+    use ripcord_core::history::Actor;
+    use ripcord_core::memory::MemoryFlagStore;
+    use ripcord_core::ports::{
+        ApiKeyRecord, BoxFuture, FlagChange, FlagRecord, FlagRecordKind, FlagWrite,
+    };
+    use tokio::sync::oneshot;
+
     use super::*;
+
+    const T0: Timestamp = Timestamp::from_millis(1_795_675_415_000);
+    const KEY: &str = "rcf_key_that_leaks";
+
+    /// The in-memory store, whose next read of the keys can be held after it read
+    /// them: a slow read that began before a write.
+    #[derive(Default)]
+    struct HeldRead {
+        inner: MemoryFlagStore,
+        hold: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+    }
+
+    impl FlagStore for HeldRead {
+        fn flag_records(&self) -> BoxFuture<'_, Result<Vec<FlagRecord>, FlagStoreError>> {
+            self.inner.flag_records()
+        }
+        fn flag_record<'a>(
+            &'a self,
+            kind: FlagRecordKind,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Option<FlagRecord>, FlagStoreError>> {
+            self.inner.flag_record(kind, name)
+        }
+        fn put_flag_record(
+            &self,
+            write: FlagWrite,
+        ) -> BoxFuture<'_, Result<FlagRecord, FlagStoreError>> {
+            self.inner.put_flag_record(write)
+        }
+        fn flag_changes<'a>(
+            &'a self,
+            kind: FlagRecordKind,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<FlagChange>, FlagStoreError>> {
+            self.inner.flag_changes(kind, name)
+        }
+        fn create_api_key(&self, key: ApiKeyRecord) -> BoxFuture<'_, Result<(), FlagStoreError>> {
+            self.inner.create_api_key(key)
+        }
+        fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, FlagStoreError>> {
+            Box::pin(async move {
+                let keys = self.inner.api_keys().await?;
+                let hold = self.hold.lock().unwrap().take();
+                if let Some((reading, release)) = hold {
+                    reading.send(()).unwrap();
+                    release.await.unwrap();
+                }
+                Ok(keys)
+            })
+        }
+        fn revoke_api_key<'a>(
+            &'a self,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<ApiKeyRecord, FlagStoreError>> {
+            self.inner.revoke_api_key(name)
+        }
+    }
+
+    async fn status(ofrep: &Ofrep, now: Timestamp) -> StatusCode {
+        let request = Request::post(BULK_PATH)
+            .header("authorization", format!("Bearer {KEY}"))
+            .body(b"{}".to_vec())
+            .unwrap();
+        ofrep.handle(request, now).await.status()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_begun_before_a_revocation_never_answers_after_it() {
+        let store = Arc::new(HeldRead::default());
+        store
+            .create_api_key(ApiKeyRecord {
+                name: "web".into(),
+                sha256: api_key_sha256(KEY),
+                created_at: T0,
+                created_by: Actor::Cli { user: "ops".into() },
+            })
+            .await
+            .unwrap();
+        let ofrep = Arc::new(Ofrep::new(store.clone(), Duration::from_secs(5), 1));
+        assert_eq!(status(&ofrep, T0).await, StatusCode::OK);
+
+        // The copy is old: a request reads again, and is held after reading the key.
+        let later = T0.plus(Duration::from_secs(6));
+        let (reading, read) = oneshot::channel();
+        let (release, held) = oneshot::channel();
+        *store.hold.lock().unwrap() = Some((reading, held));
+        let slow = tokio::spawn({
+            let ofrep = ofrep.clone();
+            async move { status(&ofrep, later).await }
+        });
+        read.await.unwrap();
+
+        store.revoke_api_key("web").await.unwrap();
+        ofrep.invalidate();
+        assert_eq!(
+            status(&ofrep, later).await,
+            StatusCode::UNAUTHORIZED,
+            "a request after the revocation does not wait for, nor use, the older read"
+        );
+        release.send(()).unwrap();
+        assert_eq!(
+            slow.await.unwrap(),
+            StatusCode::OK,
+            "the request that began before the revocation may still pass"
+        );
+        assert_eq!(
+            status(&ofrep, later).await,
+            StatusCode::UNAUTHORIZED,
+            "the older read, finished last, did not replace the newer copy"
+        );
+    }
 
     fn written(value: AnswerValue<'_>) -> Value {
         let mut out = Vec::new();

@@ -1,6 +1,7 @@
 //! The OFREP endpoint over real HTTP: the handler served by hyper on a loopback port,
 //! called with hyper's client, over flags in the in-memory flag store. Covers both
-//! endpoints, every error code, API keys, the ETag and the cache's refresh.
+//! endpoints, every error code, API keys and their revocation, the ETag and the
+//! cache's refresh.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ const KEY: &str = "rcf_test_key_for_the_ofrep_endpoint";
 struct Server {
     address: SocketAddr,
     store: Arc<MemoryFlagStore>,
+    ofrep: Arc<Ofrep>,
     now: Arc<AtomicI64>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -120,10 +122,11 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let clock = now.clone();
+        let served = ofrep.clone();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                let ofrep = ofrep.clone();
+                let ofrep = served.clone();
                 let clock = clock.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
@@ -146,6 +149,7 @@ impl Server {
         Server {
             address,
             store,
+            ofrep,
             now,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
@@ -506,4 +510,64 @@ async fn changes_are_served_after_the_refresh_interval_and_not_before() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "and the bulk answer's ETag changed");
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_after_the_refresh_interval_or_at_once_when_the_host_says() {
+    let server = Server::start().await;
+    let body = r#"{"context": {"targetingKey": "alice"}}"#;
+    let other = "rcf_a_second_key_that_stays";
+    server
+        .store
+        .create_api_key(ApiKeyRecord {
+            name: "app".into(),
+            sha256: api_key_sha256(other),
+            created_at: T0,
+            created_by: Actor::Cli { user: "ops".into() },
+        })
+        .await
+        .unwrap();
+    let status_with = async |key: &str| {
+        let bearer = format!("Bearer {key}");
+        let (status, _, answer) = server
+            .call(
+                "POST",
+                &single("everyone"),
+                &[("authorization", &bearer)],
+                body,
+            )
+            .await;
+        (status, answer)
+    };
+    assert_eq!(status_with(KEY).await.0, StatusCode::OK);
+
+    // A store written by someone else (the command line on the table): the cached
+    // keys answer until the refresh interval is over, and not after.
+    server.store.revoke_api_key("web").await.unwrap();
+    server.advance(Duration::from_secs(4));
+    assert_eq!(
+        status_with(KEY).await.0,
+        StatusCode::OK,
+        "within the interval the cached keys answer"
+    );
+    server.advance(Duration::from_secs(2));
+    let (status, answer) = status_with(KEY).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["error"], "unauthorized", "{answer}");
+    assert!(!answer.to_string().contains("rcf_"), "{answer}");
+    assert_eq!(
+        status_with(other).await.0,
+        StatusCode::OK,
+        "the other key still works"
+    );
+
+    // A host that wrote the store itself says so, and the revocation holds at once.
+    server.store.revoke_api_key("app").await.unwrap();
+    server.ofrep.invalidate();
+    assert_eq!(
+        status_with(other).await.0,
+        StatusCode::UNAUTHORIZED,
+        "refused at once after invalidate, well within the interval"
+    );
 }

@@ -8,6 +8,10 @@
 //! | change of a flag or segment | `FLAGLOG#<flag or segment>#<name>` | `V#<version, 10 digits>` | `doc` (the `FlagChange` as JSON) |
 //! | API key | `APIKEYS` | `KEY#<name>` | `doc` (the `ApiKeyRecord`: name and SHA-256, never the key) |
 //!
+//! Revoking a key is one DeleteItem conditional on the item existing, so that an
+//! unknown name is reported rather than silently accepted, and the listing that
+//! evaluation caches never has to tell revoked keys from live ones.
+//!
 //! Every flag and segment sits in the one `FLAGS` partition, so that loading them all
 //! (what evaluation caches) is one strongly consistent Query and never a Scan (the
 //! listing puts segments first after reading). A change is one `TransactWriteItems`: the record, only if its `version` is still the
@@ -17,7 +21,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use ripcord_core::ports::{
     ApiKeyRecord, BoxFuture, FlagChange, FlagRecord, FlagRecordKind, FlagStore, FlagStoreError,
     FlagWrite, PortError,
@@ -37,6 +41,10 @@ fn record_sk(kind: FlagRecordKind, name: &str) -> String {
         FlagRecordKind::Flag => format!("FLAG#{name}"),
         FlagRecordKind::Segment => format!("SEG#{name}"),
     }
+}
+
+fn key_sk(name: &str) -> String {
+    format!("KEY#{name}")
 }
 
 fn log_pk(kind: FlagRecordKind, name: &str) -> String {
@@ -296,11 +304,7 @@ impl FlagStore for DynamoFlagStore {
 
     fn create_api_key(&self, key: ApiKeyRecord) -> BoxFuture<'_, Result<(), FlagStoreError>> {
         Box::pin(async move {
-            let stored = item(
-                KEYS_PK.into(),
-                format!("KEY#{}", key.name),
-                encode(&key, "API key")?,
-            );
+            let stored = item(KEYS_PK.into(), key_sk(&key.name), encode(&key, "API key")?);
             let result = self
                 .client
                 .put_item()
@@ -329,6 +333,42 @@ impl FlagStore for DynamoFlagStore {
                 .iter()
                 .map(|item| self.decode(item, "API key"))
                 .collect()
+        })
+    }
+
+    fn revoke_api_key<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ApiKeyRecord, FlagStoreError>> {
+        Box::pin(async move {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(KEYS_PK))
+                .key("sk", s(key_sk(name)))
+                .condition_expression("attribute_exists(pk)")
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    let old = out.attributes.ok_or_else(|| {
+                        PortError::permanent(format!(
+                            "{} revoked API key {name} but returned no copy of it; `ripcord flags keys list` shows the keys left",
+                            self.operation("DeleteItem")
+                        ))
+                    })?;
+                    self.decode(&old, "API key")
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Err(FlagStoreError::UnknownKey(name.to_string()))
+                }
+                Err(e) => Err(port_error(&self.operation("DeleteItem"), &e).into()),
+            }
         })
     }
 }

@@ -1,5 +1,5 @@
 //! `ripcord flags list | get | set | enable | disable | rollout | import` and
-//! `ripcord flags keys create | list`: the flags in the flag store. The changes are
+//! `ripcord flags keys create | list | revoke`: the flags in the flag store. The changes are
 //! `ripcord_api::flag_admin`'s, shared with local mode's flags API; this module reads
 //! the files they take and renders what the store holds, so that the table and
 //! `--local` print the same thing.
@@ -7,9 +7,11 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use ripcord_api::flag_admin::{self as shared, Change, KeySummary, rollout_text};
+use ripcord_core::flags::FlagFormat;
 use ripcord_core::flags::stored::{is_enabled, rollout};
+use ripcord_core::flags::to_unleash::state_of_flag;
 use ripcord_core::ports::{FlagChange, FlagRecord, FlagRecordKind, FlagStore};
 use ripcord_core::time::Timestamp;
 use serde_json::{Value, json};
@@ -149,31 +151,60 @@ pub async fn set_rollout(
     Ok(shared::set_rollout(store, name, percent, &change(now)).await?)
 }
 
-/// Reads a JSON file, or standard input for `-`.
-pub fn read_json(file: &Path) -> anyhow::Result<Value> {
-    let text = if file == Path::new("-") {
+/// Reads a file, or standard input for `-`.
+fn read_text(file: &Path) -> anyhow::Result<String> {
+    if file == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .context("cannot read standard input")?;
-        text
+        Ok(text)
     } else {
         std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}: check the path", file.display()))?
-    };
+            .with_context(|| format!("cannot read {}: check the path", file.display()))
+    }
+}
+
+/// Reads a JSON file, or standard input for `-`.
+pub fn read_json(file: &Path) -> anyhow::Result<Value> {
+    let text = read_text(file)?;
     serde_json::from_str(text.trim_start_matches('\u{feff}'))
         .with_context(|| format!("{} is not JSON", file.display()))
 }
 
-/// `ripcord flags set FLAG --from FILE`: replaces the flag's definition with an Unleash
-/// feature (a JSON object), or with the feature of that name in an Unleash state.
+/// What `ripcord flags set FLAG --from FILE` sends to the store: the JSON as written
+/// (an Unleash feature, or a state holding the flag), or, from a Ripcord flag file,
+/// an Unleash state holding the flag and the segments it uses, converted by
+/// `ripcord_core::flags::to_unleash`. A flag the file does not define is refused,
+/// naming those it does, before anything is sent.
+pub fn read_definition(file: &Path, name: &str) -> anyhow::Result<Value> {
+    let text = read_text(file)?;
+    if FlagFormat::detect(&text) == FlagFormat::Unleash {
+        return serde_json::from_str(text.trim_start_matches('\u{feff}'))
+            .with_context(|| format!("{} is not JSON", file.display()));
+    }
+    let path = file.display().to_string();
+    let flags = crate::flags::parse(&path, &text)?;
+    if flags.flag(name).is_none() {
+        let known: Vec<&str> = flags.names().collect();
+        bail!(
+            "{path} defines no flag {name:?}; it defines {}; nothing was changed",
+            known.join(", ")
+        );
+    }
+    state_of_flag(&flags, name).map_err(|e| anyhow::anyhow!("{path}: {e}; nothing was changed"))
+}
+
+/// `ripcord flags set FLAG --from FILE`: replaces the flag's definition with the flag
+/// of that name in a Ripcord flag file or an Unleash state (with the segments it
+/// uses), or with an Unleash feature (a JSON object).
 pub async fn set(
     store: &dyn FlagStore,
     name: &str,
     file: &Path,
     now: Timestamp,
 ) -> anyhow::Result<String> {
-    let document = read_json(file)?;
+    let document = read_definition(file, name)?;
     let source = file.display().to_string();
     Ok(shared::set_definition(store, name, document, &source, &change(now)).await?)
 }
@@ -209,6 +240,11 @@ pub async fn list_keys(store: &dyn FlagStore, as_json: bool) -> anyhow::Result<S
         .map(KeySummary::from)
         .collect();
     render_keys(&keys, as_json)
+}
+
+/// `ripcord flags keys revoke NAME`: deletes the key, so that OFREP refuses it.
+pub async fn revoke_key(store: &dyn FlagStore, name: &str) -> anyhow::Result<String> {
+    Ok(shared::revoke_key(store, name).await?)
 }
 
 /// What `ripcord flags keys list` prints.
@@ -390,5 +426,20 @@ mod tests {
         let listed = block_on(list_keys(&store, false)).unwrap();
         assert!(listed.contains("app") && listed.contains("web") && !listed.contains("rcf_"));
         assert!(block_on(create_key(&store, "two words", T0)).is_err());
+
+        let revoked = block_on(revoke_key(&store, "web")).unwrap();
+        assert!(
+            revoked.starts_with("API key web revoked (created ") && !revoked.contains("rcf_"),
+            "{revoked}"
+        );
+        let names: Vec<String> = block_on(store.api_keys())
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(names, ["app"]);
+        let unknown = block_on(revoke_key(&store, "web")).unwrap_err().to_string();
+        assert!(unknown.contains("no API key named \"web\""), "{unknown}");
+        assert_eq!(block_on(store.api_keys()).unwrap().len(), 1);
     }
 }

@@ -45,12 +45,14 @@ pub enum FlagsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Replace a flag's definition with an Unleash feature (JSON object), or with the
-    /// feature of that name in an Unleash feature state; `-` reads standard input.
+    /// Replace a flag's definition with the flag of that name in a Ripcord flag file
+    /// (TOML) or an Unleash feature state, or with an Unleash feature (a JSON object);
+    /// the segments the flag uses are stored with it. `-` reads standard input.
     Set {
         /// The flag's name.
         flag: String,
-        /// The JSON file.
+        /// A Ripcord flag file (TOML), an Unleash feature state or an Unleash feature
+        /// (JSON); the format is detected.
         #[arg(long = "from", value_name = "FILE")]
         from: PathBuf,
         #[command(flatten)]
@@ -111,6 +113,14 @@ pub enum KeysCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Revoke a key, e.g. one that leaked: OFREP refuses it from then on (within 5
+    /// seconds on AWS, at once in local mode). The name may then be used again.
+    Revoke {
+        /// The key's name, as `ripcord flags keys list` shows it.
+        name: String,
+        #[command(flatten)]
+        table: TableArg,
     },
 }
 
@@ -195,6 +205,13 @@ pub fn run(command: &FlagsCommand) -> anyhow::Result<ExitCode> {
             |l| l.list_keys(*json),
             async |s| admin::list_keys(s, *json).await,
         ),
+        FlagsCommand::Keys {
+            command: KeysCommand::Revoke { name, table },
+        } => on_store(
+            table,
+            |l| l.revoke_key(name),
+            async |s| admin::revoke_key(s, name).await,
+        ),
     }
 }
 
@@ -268,14 +285,19 @@ fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
 fn load(file: &Path) -> anyhow::Result<FlagSet> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read {}: check the path", file.display()))?;
-    let path = file.display().to_string();
-    match parse_flags(&path, &text) {
+    parse(&file.display().to_string(), &text)
+}
+
+/// Parses the text of a flag file in either format, `path` naming it in errors;
+/// every problem is shown at its line, in one error.
+pub(crate) fn parse(path: &str, text: &str) -> anyhow::Result<FlagSet> {
+    match parse_flags(path, text) {
         Ok((_, flags)) => Ok(flags),
         Err(FlagsError::Ripcord(error)) => {
             let shown: Vec<String> = error
                 .problems()
                 .iter()
-                .map(|problem| render_problem(problem, &text))
+                .map(|problem| render_problem(problem, text))
                 .collect();
             Err(anyhow!(
                 "{path} is not a valid flag file:\n{}",

@@ -11,7 +11,7 @@ use ripcord_api::flag_admin::KeySummary;
 use ripcord_core::ports::{FlagChange, FlagRecord};
 use serde_json::{Value, json};
 
-use crate::flag_admin::{read_json, render_get, render_keys, render_list};
+use crate::flag_admin::{read_definition, read_json, render_get, render_keys, render_list};
 use crate::local_client::{call, local_token, runtime};
 
 /// Local mode's control port, and the token for changes.
@@ -91,7 +91,7 @@ impl LocalFlags<'_> {
 
     /// `ripcord flags set FLAG --from FILE --local URL`.
     pub fn set(&self, name: &str, file: &Path) -> anyhow::Result<String> {
-        let document = read_json(file)?;
+        let document = read_definition(file, name)?;
         let body = json!({"definition": document, "source": file.display().to_string()});
         self.change("flags set", "PUT", &flag_path(name), body)
     }
@@ -133,6 +133,12 @@ impl LocalFlags<'_> {
             .as_str()
             .map(str::to_string)
             .with_context(|| format!("{} answered without the key", self.base))
+    }
+
+    /// `ripcord flags keys revoke NAME --local URL`.
+    pub fn revoke_key(&self, name: &str) -> anyhow::Result<String> {
+        let path = format!("/api/flag-keys/{}", segment(name));
+        self.change("flags keys revoke", "DELETE", &path, json!({}))
     }
 
     /// `ripcord flags keys list --local URL`.

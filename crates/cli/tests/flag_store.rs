@@ -1,5 +1,5 @@
 //! The stored-flag commands (`ripcord flags list | get | set | enable | disable |
-//! rollout | import` and `keys`) run as a user runs them, against a table in the local
+//! rollout | import` and `keys create | list | revoke`) run as a user runs them, against a table in the local
 //! AWS emulator that `scripts/test` starts.
 
 use std::path::Path;
@@ -104,6 +104,25 @@ async fn flags_are_created_ramped_switched_imported_and_listed_on_the_table() {
     assert!(keys.contains("web") && !keys.contains(key), "{keys}");
     let again = ripcord(&table, &["flags", "keys", "create", "web"]);
     assert!(text(&again.stderr).contains("exists already"));
+    let unknown = ripcord(&table, &["flags", "keys", "revoke", "absent"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no API key named \"absent\""),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let revoked = ok(&table, &["flags", "keys", "revoke", "web"]);
+    assert!(
+        revoked.starts_with("API key web revoked (created ") && revoked.contains("by cli ops"),
+        "{revoked}"
+    );
+    let keys = ok(&table, &["flags", "keys", "list"]);
+    assert!(keys.starts_with("no API keys"), "{keys}");
+    let renewed = ok(&table, &["flags", "keys", "create", "web"]);
+    assert!(
+        renewed.trim().starts_with("rcf_") && renewed.trim() != key,
+        "the name is free again, for a new key"
+    );
 
     let missing = ripcord(&table, &["flags", "get", "nope"]);
     assert!(!missing.status.success());

@@ -1,7 +1,8 @@
 //! `ripcord flags ... --local URL`, run as a user runs it against a local mode started
 //! by the test: every change goes through the control port's flags API, printed in
-//! the same words as on the table, and a key the CLI creates evaluates flags over
-//! OFREP on the same port.
+//! the same words as on the table, a key the CLI creates evaluates flags over OFREP
+//! on the same port until it is revoked, and a flag set from Ripcord's flag file
+//! evaluates over OFREP as `flags eval` evaluates it from the file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -272,6 +273,192 @@ upstreams = ["{}", "{}"]
     assert_eq!(
         (answer["value"].clone(), answer["reason"].clone()),
         (json!(true), json!("TARGETING_MATCH"))
+    );
+
+    // Revoked, the key is refused over OFREP at once; an unknown name is an error.
+    let unknown = failed(&with_token(&["flags", "keys", "revoke", "absent"]));
+    assert!(
+        unknown.contains("no API key named \"absent\"") && unknown.contains("404"),
+        "{unknown}"
+    );
+    let without_token = failed(&run(&["flags", "keys", "revoke", "web"]));
+    assert!(without_token.contains("--token"), "{without_token}");
+    let revoked = ok(&with_token(&["flags", "keys", "revoke", "web"]));
+    assert!(
+        revoked.starts_with("API key web revoked (created ")
+            && revoked.ends_with(
+                "by cli local); OFREP refuses it within 5 seconds, at once in local mode"
+            ),
+        "{revoked}"
+    );
+    let answer = send(
+        &url,
+        "POST",
+        "/ofrep/v1/evaluate/flags/checkout",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        json!({"context": {"targetingKey": "user-42"}})
+            .to_string()
+            .into_bytes(),
+        SANITY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    let answer: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(answer["error"], "unauthorized", "{answer}");
+    assert_eq!(
+        ok(&run(&["flags", "keys", "list"])),
+        "no API keys; create one with `ripcord flags keys create NAME`"
+    );
+
+    // `flags set` from Ripcord's own flag file: the flag and the segment it uses are
+    // stored, and the stored flag evaluates as the file does.
+    let toml = dir.join("flags.toml");
+    std::fs::write(
+        &toml,
+        r#"
+[flags.beta-search]
+enabled = true
+variant_stickiness = "userId"
+
+[[flags.beta-search.strategies]]
+name = "flexibleRollout"
+rollout = 50
+stickiness = "userId"
+segments = ["beta"]
+
+[[flags.beta-search.variants]]
+name = "fast"
+weight = 30
+payload = { type = "string", value = "fast-index" }
+
+[[flags.beta-search.variants]]
+name = "full"
+overrides = [{ field = "userId", values = ["u-3"] }]
+
+[flags.other]
+enabled = false
+
+[segments.beta]
+constraints = [{ field = "plan", operator = "IN", values = ["beta"] }]
+"#,
+    )
+    .unwrap();
+    let toml_arg = toml.display().to_string();
+    let unknown = failed(&with_token(&[
+        "flags",
+        "set",
+        "beta-serch",
+        "--from",
+        &toml_arg,
+    ]));
+    assert!(
+        unknown.contains("defines no flag \"beta-serch\"")
+            && unknown.contains("it defines beta-search, other"),
+        "{unknown}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&ok(&run(&["flags", "list", "--json"])))
+            .unwrap()
+            .len(),
+        2,
+        "nothing was written"
+    );
+    assert_eq!(
+        ok(&with_token(&[
+            "flags",
+            "set",
+            "beta-search",
+            "--from",
+            &toml_arg
+        ])),
+        "beta-search stored as version 1; segment beta created (version 1)"
+    );
+    assert_eq!(
+        ok(&with_token(&[
+            "flags",
+            "set",
+            "beta-search",
+            "--from",
+            &toml_arg
+        ])),
+        "beta-search is already this definition (version 1)"
+    );
+    let shown: Value =
+        serde_json::from_str(&ok(&run(&["flags", "get", "beta-search", "--json"]))).unwrap();
+    assert_eq!(shown["enabled"], true);
+    assert_eq!(shown["rollout"], 50.0);
+    assert_eq!(
+        shown["definition"]["strategies"][0]["segments"],
+        json!(["beta"])
+    );
+    assert_eq!(
+        shown["history"][0]["summary"],
+        format!("set from {toml_arg}")
+    );
+
+    let key = ok(&with_token(&["flags", "keys", "create", "web"]));
+    let bearer = format!("Bearer {key}");
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..24 {
+        let user = format!("u-{n}");
+        let plan = if n % 4 == 0 { "free" } else { "beta" };
+        let from_file: Value = serde_json::from_str(&ok(&ripcord(
+            &dir,
+            &[
+                "flags",
+                "eval",
+                "beta-search",
+                "--from",
+                &toml_arg,
+                "--json",
+                "--context",
+                &json!({"userId": user, "properties": {"plan": plan}}).to_string(),
+            ],
+        )))
+        .unwrap();
+        let stored = send(
+            &url,
+            "POST",
+            "/ofrep/v1/evaluate/flags/beta-search",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            json!({"context": {"targetingKey": user, "plan": plan}})
+                .to_string()
+                .into_bytes(),
+            SANITY,
+        )
+        .await
+        .unwrap();
+        assert_eq!(stored.status, 200, "{}", stored.body);
+        let stored: Value = serde_json::from_str(&stored.body).unwrap();
+        let stored_variant = if stored["reason"] == "SPLIT" {
+            stored["variant"].clone()
+        } else {
+            json!("disabled")
+        };
+        assert_eq!(
+            (
+                from_file["enabled"].clone(),
+                from_file["variant"]["name"].clone()
+            ),
+            (
+                json!(stored["reason"] == "SPLIT" || stored["reason"] == "TARGETING_MATCH"),
+                stored_variant
+            ),
+            "{user} ({plan}): the file says {from_file}, the stored flag {stored}"
+        );
+        seen.insert(from_file["variant"]["name"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        seen,
+        ["disabled", "fast", "full"].map(String::from).into(),
+        "the contexts reach every outcome"
     );
 
     local.shutdown().await;

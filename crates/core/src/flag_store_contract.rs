@@ -236,11 +236,74 @@ pub async fn api_keys_are_unique_by_name(store: &dyn FlagStore, prefix: &str) {
     );
 }
 
+/// Revoking a key deletes it and returns it as it was; an unknown name is an error
+/// and changes nothing; the name may then be taken again by a new key.
+pub async fn api_keys_are_revoked_by_name(store: &dyn FlagStore, prefix: &str) {
+    let prefix = &format!("{prefix}-revoke");
+    let mine = |keys: Vec<ApiKeyRecord>| -> Vec<ApiKeyRecord> {
+        keys.into_iter()
+            .filter(|k| k.name.starts_with(&format!("{prefix}-")))
+            .collect()
+    };
+    let key = |name: &str, hash: &str| ApiKeyRecord {
+        name: format!("{prefix}-{name}"),
+        sha256: hash.to_string(),
+        created_at: T0,
+        created_by: Actor::Cli { user: "ops".into() },
+    };
+    let leaked = key("leaked", &"ab".repeat(32));
+    let kept = key("kept", &"cd".repeat(32));
+    store.create_api_key(leaked.clone()).await.expect("stored");
+    store.create_api_key(kept.clone()).await.expect("stored");
+
+    let unknown = format!("{prefix}-unknown");
+    let refused = store.revoke_api_key(&unknown).await;
+    assert_eq!(
+        refused,
+        Err(FlagStoreError::UnknownKey(unknown)),
+        "revoking a name no key has is refused"
+    );
+    assert_eq!(
+        mine(store.api_keys().await.expect("readable")),
+        vec![kept.clone(), leaked.clone()],
+        "a refused revocation changes nothing"
+    );
+
+    let revoked = store
+        .revoke_api_key(&leaked.name)
+        .await
+        .expect("a stored key is revoked");
+    assert_eq!(revoked, leaked, "the revoked key's record comes back");
+    assert_eq!(
+        mine(store.api_keys().await.expect("readable")),
+        vec![kept.clone()],
+        "a revoked key is no longer listed; the others stay"
+    );
+    assert_eq!(
+        store.revoke_api_key(&leaked.name).await,
+        Err(FlagStoreError::UnknownKey(leaked.name.clone())),
+        "a key is revoked once"
+    );
+
+    let renewed = key("leaked", &"ef".repeat(32));
+    store
+        .create_api_key(renewed.clone())
+        .await
+        .expect("a revoked key's name may be taken by a new key");
+    let listed = mine(store.api_keys().await.expect("readable"));
+    assert_eq!(listed, vec![kept, renewed], "only the new hash is listed");
+    assert!(
+        listed.iter().all(|k| k.sha256 != leaked.sha256),
+        "the revoked hash never comes back"
+    );
+}
+
 /// Runs every check of the contract.
 pub async fn check_all(store: &dyn FlagStore, prefix: &str) {
     writes_are_versioned_and_conditional(store, prefix).await;
     records_are_listed_and_round_trip(store, prefix).await;
     api_keys_are_unique_by_name(store, prefix).await;
+    api_keys_are_revoked_by_name(store, prefix).await;
 }
 
 #[cfg(test)]

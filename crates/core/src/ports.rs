@@ -408,6 +408,9 @@ pub enum FlagStoreError {
     /// An API key of that name exists already.
     #[error("an API key named {0} exists already; choose another name")]
     KeyExists(String),
+    /// No API key has that name (it never existed, or was revoked already).
+    #[error("no API key named {0}; `ripcord flags keys list` shows the keys")]
+    UnknownKey(String),
     /// The store could not be reached or refused the request.
     #[error(transparent)]
     Unavailable(#[from] PortError),
@@ -446,4 +449,16 @@ pub trait FlagStore: Send + Sync {
 
     /// Every API key, by name.
     fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, FlagStoreError>>;
+
+    /// Revokes the key named `name` by deleting its record, and returns the record as
+    /// it was; fails with `UnknownKey`, writing nothing, if no key has that name.
+    ///
+    /// A revoked key is gone: it is no longer listed by `api_keys`, so whatever
+    /// evaluates flags stops accepting it when it next reads the keys, and its name
+    /// is free again. A new key created under that name is a fresh random key with
+    /// another hash, so reusing the name never brings the revoked key back.
+    fn revoke_api_key<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ApiKeyRecord, FlagStoreError>>;
 }

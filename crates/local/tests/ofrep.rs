@@ -1,8 +1,8 @@
 //! OFREP flag evaluation and the flags API on local mode's control port, over real
 //! HTTP on loopback: flags and API keys in the SQLite store, a key's SHA-256 checked,
 //! a flag that does not exist, the bulk answer's ETag; every change through the flags
-//! API recorded in the flag's history and served by OFREP at once, and bad input
-//! refused with nothing written.
+//! API recorded in the flag's history and served by OFREP at once, a revoked key
+//! refused at once, and bad input refused with nothing written.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -538,6 +538,62 @@ async fn the_flags_api_changes_flags_with_history_and_ofrep_serves_them_at_once(
         &call(&runtime, "GET", "/api/flags/absent", false, json!(null)).await,
         404,
         "unknown_flag",
+        None,
+    );
+
+    // Revoking the key: refused without the token or for an unknown name, writing
+    // nothing; then OFREP refuses the key at once, well within its cache's interval.
+    let revoke = "/api/flag-keys/web";
+    refused(
+        &call(&runtime, "DELETE", revoke, false, json!(null)).await,
+        401,
+        "unauthorized",
+        None,
+    );
+    refused(
+        &call(
+            &runtime,
+            "DELETE",
+            "/api/flag-keys/absent",
+            true,
+            json!(null),
+        )
+        .await,
+        404,
+        "unknown_key",
+        None,
+    );
+    refused(
+        &call(&runtime, "PUT", revoke, true, json!({})).await,
+        405,
+        "method_not_allowed",
+        None,
+    );
+    assert_eq!(flags_and_keys(&runtime).await.1["keys"][0]["name"], "web");
+    assert_eq!(
+        ofrep("checkout").await["value"],
+        true,
+        "the key still works"
+    );
+    let revoked = message(call(&runtime, "DELETE", revoke, true, json!(null)).await);
+    assert!(
+        revoked.starts_with("API key web revoked (created "),
+        "{revoked}"
+    );
+    let after = evaluate(
+        &runtime,
+        "/ofrep/v1/evaluate/flags/checkout",
+        &auth,
+        &context,
+    )
+    .await;
+    refused(&after, 401, "unauthorized", None);
+    assert!(!after.body.contains(&key[4..]), "{}", after.body);
+    assert_eq!(flags_and_keys(&runtime).await.1, json!({"keys": []}));
+    refused(
+        &call(&runtime, "DELETE", revoke, true, json!(null)).await,
+        404,
+        "unknown_key",
         None,
     );
 

@@ -25,6 +25,7 @@ mod network;
 mod regex;
 mod semver;
 pub mod stored;
+pub mod to_unleash;
 pub mod unleash;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

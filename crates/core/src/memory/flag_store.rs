@@ -121,4 +121,16 @@ impl FlagStore for MemoryFlagStore {
     fn api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, FlagStoreError>> {
         Box::pin(async move { Ok(locked(&self.inner).keys.values().cloned().collect()) })
     }
+
+    fn revoke_api_key<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ApiKeyRecord, FlagStoreError>> {
+        Box::pin(async move {
+            locked(&self.inner)
+                .keys
+                .remove(name)
+                .ok_or_else(|| FlagStoreError::UnknownKey(name.to_string()))
+        })
+    }
 }

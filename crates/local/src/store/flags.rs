@@ -167,4 +167,21 @@ impl FlagStore for SqliteStore {
             })
         })
     }
+
+    fn revoke_api_key<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ApiKeyRecord, FlagStoreError>> {
+        Box::pin(async move {
+            self.flag_call(|conn| {
+                let removed: Option<ApiKeyRecord> = read_doc(
+                    conn,
+                    "DELETE FROM api_keys WHERE name = ?1 RETURNING doc",
+                    params![name],
+                    "revoking an API key",
+                )?;
+                removed.ok_or_else(|| FlagStoreError::UnknownKey(name.to_string()))
+            })
+        })
+    }
 }
