@@ -2,12 +2,9 @@
 //! adapters built once per container, the system clock, a notifier that logs, and how
 //! the Lambda runtime's deadline and timers reach the handlers.
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ripcord_aws::{AwsProviders, DynamoStore, PreviewSmoke, SchedulerWakeUps, WakeUpTarget};
-use ripcord_core::domain::DeploymentId;
 use ripcord_core::driver::Driver;
 use ripcord_core::engine::{Notification, NotificationKind};
 use ripcord_core::ports::{BoxFuture, Clock, Notifier, PortError};
@@ -165,25 +162,4 @@ impl AwsHost {
             concurrency,
         }
     }
-}
-
-/// A new deployment id: the UTC time to the second, then 64 random bits, e.g.
-/// `d-20261126T093005-3f9a0c2be1d47a55`. Sorting ids sorts them by creation time.
-pub fn new_deployment_id() -> DeploymentId {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemClock.now();
-    // RandomState is seeded from the operating system's randomness once per thread;
-    // hashing the time and a counter through it gives ids no other container makes.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_i64(now.as_millis());
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    let stamp: String = now
-        .to_rfc3339()
-        .chars()
-        .take(19)
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect();
-    DeploymentId::new(format!("d-{stamp}-{:016x}", hasher.finish()))
-        .expect("made of printable characters")
 }

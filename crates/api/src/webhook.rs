@@ -9,6 +9,8 @@
 //! 413 for a body over 256 KiB. Nothing is written on any 4xx: the deployment, its first
 //! event and the delivery id are stored in one conditional write, or not at all.
 
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -260,6 +262,31 @@ pub async fn start_deployment(
     }
 }
 
+/// A new deployment id: the UTC time `now` to the second, then 64 random bits, e.g.
+/// `d-20261126T093005-3f9a0c2be1d47a55`. Sorting ids sorts them by creation time (to the
+/// second), which keeps listings and the table's keys in the order people expect.
+///
+/// Every host that starts deployments against the table (the webhook function and
+/// `ripcord deploy`) makes its ids here, so ids from both look alike and never collide.
+pub fn new_deployment_id(now: Timestamp) -> DeploymentId {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded from the operating system's randomness, so two machines or
+    // containers starting deployments in the same second still make different ids; the
+    // counter and the process id keep ids made in one process apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i64(now.as_millis());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    let stamp: String = now
+        .to_rfc3339()
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    DeploymentId::new(format!("d-{stamp}-{:016x}", hasher.finish()))
+        .expect("digits, a T and dashes make a valid id")
+}
+
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -442,4 +469,60 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
         <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn a_deployment_id_is_the_second_then_sixteen_hex_digits() {
+        let id = new_deployment_id(at("2026-11-26T09:30:05.250Z"));
+        let (stamp, random) = id.as_str().rsplit_once('-').unwrap();
+        assert_eq!(stamp, "d-20261126T093005");
+        assert_eq!(random.len(), 16);
+        assert!(random.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    }
+
+    #[test]
+    fn two_ids_made_at_the_same_instant_differ() {
+        let now = at("2026-11-26T09:30:05Z");
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| new_deployment_id(now).as_str().to_string())
+            .collect();
+        assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn ids_sort_by_the_second_they_were_made_in() {
+        let times = [
+            "2026-11-26T09:30:05.999Z",
+            "2026-11-26T09:30:06Z",
+            "2026-11-26T10:00:00Z",
+            "2026-12-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+        ];
+        // Made newest first, so that sorting has work to do.
+        let mut ids: Vec<String> = times
+            .iter()
+            .rev()
+            .map(|t| new_deployment_id(at(t)).as_str().to_string())
+            .collect();
+        ids.sort();
+        let stamps: Vec<&str> = ids.iter().map(|id| &id[2..17]).collect();
+        assert_eq!(
+            stamps,
+            [
+                "20261126T093005",
+                "20261126T093006",
+                "20261126T100000",
+                "20261201T000000",
+                "20270101T000000"
+            ]
+        );
+    }
 }

@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use ripcord_aws::PreviewSmoke;
-use ripcord_core::config::{ServiceSpec, parse_config};
+use ripcord_core::config::{ServiceSpec, TrafficTarget, parse_config};
 use ripcord_core::domain::Slot;
 use ripcord_core::ports::{ErrorKind, SmokeRunner};
 use support::world::{Installation, forward};
@@ -100,7 +100,7 @@ fn service(inst: &Installation, preview: Option<(&str, &str)>, checks: &str) -> 
         .unwrap()
         .traffic
         .clone();
-    let Some(ripcord_core::config::TrafficTarget::Aws(target)) = aws else {
+    let Some(TrafficTarget::Aws(target)) = aws else {
         panic!("the installation's service is on AWS")
     };
     let switch = match &target.switch {
@@ -259,16 +259,23 @@ async fn without_a_preview_url_or_with_a_foreign_preview_listener_nothing_is_sen
     let inst = Installation::new(&support::config().await).await;
     let runner = PreviewSmoke::from_config(&support::config().await);
     let (url, seen) = new_slot().await;
+    let preview = preview_listener(&inst, 8445).await;
 
+    // `ripcord validate` refuses smoke checks on AWS without a preview URL; a deployment
+    // whose snapshot of the configuration predates that rule meets this error instead.
+    let mut unpreviewed = service(&inst, Some((&preview, &url)), CHECKS);
+    if let Some(TrafficTarget::Aws(target)) = &mut unpreviewed.traffic {
+        target.preview_listener = None;
+        target.preview_url = None;
+    }
     let error = runner
-        .run(&service(&inst, None, CHECKS), Slot::Green)
+        .run(&unpreviewed, Slot::Green)
         .await
         .expect_err("no preview URL");
     assert_eq!(error.kind, ErrorKind::Permanent);
     assert!(error.message.contains("add preview_url"), "{error}");
 
     // A preview listener that forwards to a target group of another service.
-    let preview = preview_listener(&inst, 8445).await;
     let other = inst
         .elb
         .describe_target_groups()

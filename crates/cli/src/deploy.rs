@@ -12,14 +12,11 @@
 //! Standard output is the deployment id alone (or one JSON object with `--json`), so
 //! that `id=$(ripcord deploy ...)` and `ripcord deploy ... && ripcord watch ...` work.
 
-use std::hash::{BuildHasher, Hasher};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::bail;
-use ripcord_core::domain::DeploymentId;
+use ripcord_api::webhook::new_deployment_id;
 use ripcord_core::ports::Store;
-use ripcord_core::time::Timestamp;
 use serde_json::{Value, json};
 
 use crate::ops::{AwsDriver, TableArg, cli_actor, now, runtime};
@@ -179,23 +176,4 @@ fn git(args: &[&str]) -> Option<String> {
     let text = String::from_utf8(out.stdout).ok()?;
     let line = text.trim();
     (out.status.success() && !line.is_empty()).then(|| line.to_string())
-}
-
-/// A new deployment id in the webhook function's form, `d-<time>-<16 hex digits>`.
-fn new_deployment_id(now: Timestamp) -> DeploymentId {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // RandomState is seeded from the operating system's randomness, so two machines
-    // deploying in the same second still make different ids.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_i64(now.as_millis());
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    let stamp: String = now
-        .to_rfc3339()
-        .chars()
-        .take(19)
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect();
-    DeploymentId::new(format!("d-{stamp}-{:016x}", hasher.finish()))
-        .expect("digits, a T and dashes make a valid id")
 }

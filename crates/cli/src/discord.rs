@@ -15,7 +15,7 @@ use serenity::model::id::{ApplicationId, GuildId};
 #[derive(Debug, Subcommand)]
 pub enum DiscordCommand {
     /// Register (or update) Ripcord's slash commands: /rollback, /promote, /pause,
-    /// /resume, /abort, /status, /history and /dora.
+    /// /resume, /abort, /flag, /status, /history and /dora.
     Register {
         /// Register in this guild (server) only; they appear at once. Without it they
         /// are registered globally.

@@ -3,7 +3,8 @@
 //! `approve`, `reject`).
 //!
 //! Each is written against the core's `Store` port, so the same code serves the
-//! DynamoDB table and, later, local mode; `main` picks the store.
+//! DynamoDB table and the in-memory store of the tests; with `--local` they go to local
+//! mode's JSON API instead (`local_client`).
 
 use std::fmt::Write as _;
 use std::path::Path;

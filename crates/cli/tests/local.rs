@@ -3,17 +3,13 @@
 //! SQLite store in a temporary file, the control port on a free loopback port).
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ripcord_api::webhook::sign;
-use ripcord_local::probe::send;
-use ripcord_local::proxy::ProxyOptions;
-use ripcord_local::runtime::{LocalRuntime, RuntimeOptions};
-use ripcord_local::sample_app::{SampleApp, SampleRelease};
-
-const SECRET: &[u8] = b"cli test secret";
-const TOKEN: &str = "cli-test-token";
-const SANITY: Duration = Duration::from_secs(30);
+use ripcord_local::runtime::LocalRuntime;
+use ripcord_local::sample_app::SampleApp;
+use ripcord_local::testing::{
+    SANITY, TOKEN, TempDir, control_url, deliver, deployment_id, healthy_apps, start_runtime,
+};
 
 fn ripcord(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ripcord"))
@@ -30,20 +26,8 @@ fn stdout(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_reads_and_steers_local_mode() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let store = std::env::temp_dir().join(format!(
-        "ripcord-cli-local-{}-{}.sqlite",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+    let (blue, green) = healthy_apps().await;
+    let store = TempDir::new("cli-local");
     let config = format!(
         r#"
 [services.web]
@@ -58,22 +42,8 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
         blue.url(),
         green.url()
     );
-    let local = LocalRuntime::start(RuntimeOptions {
-        config_path: "cli.toml".into(),
-        config_text: config,
-        store_path: store.clone(),
-        control_listen: "127.0.0.1:0".into(),
-        webhook_secret: SECRET.to_vec(),
-        token: TOKEN.into(),
-        proxy: ProxyOptions {
-            workers: 1,
-            ..ProxyOptions::default()
-        },
-        discord: None,
-    })
-    .await
-    .unwrap();
-    let url = format!("http://{}", local.control_addr());
+    let local = start_runtime(&config, &store).await;
+    let url = control_url(&local);
 
     let idle = ripcord(&["status", "--local", &url]);
     assert!(idle.status.success());
@@ -82,26 +52,9 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
         "web: no active deployment; live on blue"
     );
 
-    let body = r#"{"service":"web","version":"v2","commit":"abc1234","committed_at":"2026-11-26T09:00:00Z","author":"octocat"}"#;
-    let signature = sign(SECRET, body.as_bytes());
-    let answer = send(
-        &url,
-        "POST",
-        "/deployments",
-        &[
-            ("x-ripcord-signature-256", &signature),
-            ("x-ripcord-delivery", "cli-1"),
-        ],
-        body.as_bytes().to_vec(),
-        SANITY,
-    )
-    .await
-    .unwrap();
+    let answer = deliver(&url, "v2", "cli-1").await;
     assert_eq!(answer.status, 202, "{}", answer.body);
-    let id = serde_json::from_str::<serde_json::Value>(&answer.body).unwrap()["deployment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = deployment_id(&answer);
 
     let deadline = Instant::now() + SANITY;
     loop {
@@ -165,31 +118,12 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("is `ripcord up` running there?"));
 
     local.shutdown().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = store.clone().into_os_string();
-        path.push(suffix);
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 /// A service whose plan waits for a resume, then for an approval.
-async fn local_mode_with_approval(
-    name: &str,
-) -> (LocalRuntime, String, std::path::PathBuf, [SampleApp; 2]) {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let store = std::env::temp_dir().join(format!(
-        "ripcord-cli-{name}-{}-{}.sqlite",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+async fn local_mode_with_approval(name: &str) -> (LocalRuntime, String, TempDir, [SampleApp; 2]) {
+    let (blue, green) = healthy_apps().await;
+    let store = TempDir::new(&format!("cli-{name}"));
     let config = format!(
         r#"
 [services.web]
@@ -204,22 +138,8 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
         blue.url(),
         green.url()
     );
-    let local = LocalRuntime::start(RuntimeOptions {
-        discord: None,
-        config_path: "cli.toml".into(),
-        config_text: config,
-        store_path: store.clone(),
-        control_listen: "127.0.0.1:0".into(),
-        webhook_secret: SECRET.to_vec(),
-        token: TOKEN.into(),
-        proxy: ProxyOptions {
-            workers: 1,
-            ..ProxyOptions::default()
-        },
-    })
-    .await
-    .unwrap();
-    let url = format!("http://{}", local.control_addr());
+    let local = start_runtime(&config, &store).await;
+    let url = control_url(&local);
     (local, url, store, [blue, green])
 }
 
@@ -258,7 +178,7 @@ fn events_of(url: &str, id: &str) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_watch_approve_and_reject_against_local_mode() {
-    let (local, url, store, _apps) = local_mode_with_approval("verbs").await;
+    let (local, url, _store, _apps) = local_mode_with_approval("verbs").await;
     let deploy = |version: &str, delivery: &str| {
         ripcord_as(
             "alice",
@@ -522,9 +442,4 @@ async fn deploy_watch_approve_and_reject_against_local_mode() {
     );
 
     local.shutdown().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = store.clone().into_os_string();
-        path.push(suffix);
-        let _ = std::fs::remove_file(path);
-    }
 }

@@ -3,22 +3,17 @@
 //! figures as the table path computes over the same store.
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ripcord_api::control::dora_report;
-use ripcord_api::webhook::sign;
 use ripcord_core::domain::ServiceName;
 use ripcord_core::dora::{DoraReport, render_text};
 use ripcord_core::time::Timestamp;
-use ripcord_local::probe::{probe, send};
-use ripcord_local::proxy::ProxyOptions;
-use ripcord_local::runtime::{LocalRuntime, RuntimeOptions};
-use ripcord_local::sample_app::{SampleApp, SampleRelease};
-use serde_json::Value;
-
-const SECRET: &[u8] = b"cli dora secret";
-const TOKEN: &str = "cli-dora-token";
-const SANITY: Duration = Duration::from_secs(30);
+use ripcord_local::probe::probe;
+use ripcord_local::testing::{
+    SANITY, TOKEN, TempDir, control_url, deliver, deployment_id, healthy_apps, start_runtime,
+    wait_for_deployment,
+};
 
 fn ripcord(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ripcord"))
@@ -49,60 +44,21 @@ fn now() -> Timestamp {
 
 /// Starts a deployment of `version` and waits until it bakes at 100%.
 async fn deploy_and_bake(url: &str, version: &str) -> String {
-    let body = format!(
-        r#"{{"service":"web","version":"{version}","commit":"c-{version}","committed_at":"2026-11-26T09:00:00Z","author":"octocat"}}"#
-    );
-    let signature = sign(SECRET, body.as_bytes());
-    let answer = send(
-        url,
-        "POST",
-        "/deployments",
-        &[
-            ("x-ripcord-signature-256", &signature),
-            ("x-ripcord-delivery", version),
-        ],
-        body.into_bytes(),
-        SANITY,
-    )
-    .await
-    .unwrap();
+    let answer = deliver(url, version, version).await;
     assert_eq!(answer.status, 202, "{}", answer.body);
-    let id = serde_json::from_str::<Value>(&answer.body).unwrap()["deployment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = deployment_id(&answer);
     wait_for_state(url, &id, "baking").await;
     id
 }
 
 async fn wait_for_state(url: &str, id: &str, state: &str) {
-    let deadline = Instant::now() + SANITY;
-    loop {
-        let answer = probe(url, "GET", &format!("/api/deployments/{id}"), SANITY)
-            .await
-            .unwrap();
-        let d: Value = serde_json::from_str(&answer.body).unwrap();
-        if d["state"] == state {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {state}: {d:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_deployment(url, id, state, |d| d["state"] == state).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dora_against_local_mode_prints_the_table_paths_figures() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let store = std::env::temp_dir().join(format!(
-        "ripcord-cli-dora-{}-{}.sqlite",
-        std::process::id(),
-        now().as_millis()
-    ));
+    let (blue, green) = healthy_apps().await;
+    let store = TempDir::new("cli-dora");
     let config = format!(
         r#"
 [services.web]
@@ -117,22 +73,8 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
         blue.url(),
         green.url()
     );
-    let local = LocalRuntime::start(RuntimeOptions {
-        discord: None,
-        config_path: "dora.toml".into(),
-        config_text: config,
-        store_path: store.clone(),
-        control_listen: "127.0.0.1:0".into(),
-        webhook_secret: SECRET.to_vec(),
-        token: TOKEN.into(),
-        proxy: ProxyOptions {
-            workers: 1,
-            ..ProxyOptions::default()
-        },
-    })
-    .await
-    .unwrap();
-    let url = format!("http://{}", local.control_addr());
+    let local = start_runtime(&config, &store).await;
+    let url = control_url(&local);
 
     let first = deploy_and_bake(&url, "v2").await;
     ok(&ripcord(&[
@@ -202,9 +144,4 @@ health_check = {{ path = "/healthz", interval = "50ms" }}
     );
 
     local.shutdown().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = store.clone().into_os_string();
-        path.push(suffix);
-        let _ = std::fs::remove_file(path);
-    }
 }

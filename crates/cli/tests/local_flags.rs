@@ -4,18 +4,12 @@
 //! on the same port until it is revoked, and a flag set from Ripcord's flag file
 //! evaluates over OFREP as `flags eval` evaluates it from the file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ripcord_local::probe::send;
-use ripcord_local::proxy::ProxyOptions;
-use ripcord_local::runtime::{LocalRuntime, RuntimeOptions};
-use ripcord_local::sample_app::{SampleApp, SampleRelease};
+use ripcord_local::testing::{SANITY, TOKEN, TempDir, control_url, healthy_apps, start_runtime};
 use serde_json::{Value, json};
-
-const TOKEN: &str = "cli-flags-token";
-const SANITY: Duration = Duration::from_secs(30);
 
 /// Runs the binary in `dir`, so that no `.ripcord/token` of the developer's is read.
 fn ripcord(dir: &Path, args: &[&str]) -> Output {
@@ -49,19 +43,9 @@ fn failed(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flag_commands_work_against_local_mode() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("ripcord-cli-flags-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (blue, green) = healthy_apps().await;
+    let temp = TempDir::new("cli-flags");
+    let dir = temp.path();
     let config = format!(
         r#"
 [services.web]
@@ -73,26 +57,12 @@ upstreams = ["{}", "{}"]
         blue.url(),
         green.url()
     );
-    let local = LocalRuntime::start(RuntimeOptions {
-        discord: None,
-        config_path: "cli.toml".into(),
-        config_text: config,
-        store_path: dir.join("store.sqlite"),
-        control_listen: "127.0.0.1:0".into(),
-        webhook_secret: b"unused".to_vec(),
-        token: TOKEN.into(),
-        proxy: ProxyOptions {
-            workers: 1,
-            ..ProxyOptions::default()
-        },
-    })
-    .await
-    .unwrap();
-    let url = format!("http://{}", local.control_addr());
+    let local = start_runtime(&config, &temp).await;
+    let url = control_url(&local);
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--local", &url]);
-        ripcord(&dir, &all)
+        ripcord(dir, &all)
     };
     let with_token = |args: &[&str]| {
         let mut all = args.to_vec();
@@ -462,5 +432,4 @@ constraints = [{ field = "plan", operator = "IN", values = ["beta"] }]
     );
 
     local.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,8 @@
 //! the small app that the demo deploys and tests use as a real upstream.
 //! `runtime` runs it all, as `ripcord up` does: the controller loop, the alarm watch
 //! and the control port (`server`: the webhook, the JSON API, the `dashboard` and
-//! Discord's interactions, `discord`).
+//! Discord's interactions, `discord`). `testing` (feature `testing`) sets local mode
+//! up for a test: sample apps, a temporary store, a runtime on loopback ports.
 
 pub mod alarms;
 mod dashboard;
@@ -25,3 +26,5 @@ pub mod sample_app;
 mod server;
 pub mod smoke;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -13,49 +13,18 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ripcord_api::webhook::sign;
-use ripcord_core::domain::ServiceName;
 use ripcord_local::probe::{probe, send};
-use ripcord_local::proxy::ProxyOptions;
-use ripcord_local::runtime::{LocalRuntime, RuntimeOptions};
-use ripcord_local::sample_app::{SampleApp, SampleRelease};
+use ripcord_local::sample_app::SampleApp;
+use ripcord_local::testing::{
+    Load, SANITY, TOKEN, TempDir, control_url, deliver, deployment_id, get_json, healthy_apps,
+    proxy_url, start_runtime, wait_for,
+};
 use serde_json::{Value, json};
-
-/// A generous bound for what should take a few seconds.
-const SANITY: Duration = Duration::from_secs(30);
-const SECRET: &[u8] = b"browser test webhook secret";
-const TOKEN: &str = "browser-test-token";
 
 /// WebDriver's key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// A fresh temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "ripcord-browser-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -128,7 +97,7 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let profile = TempDir::new("profile");
+        let profile = TempDir::new("browser-profile");
         let mut browser = Browser {
             driver,
             port,
@@ -145,7 +114,7 @@ impl Browser {
             "--disable-component-update".into(),
             "--disable-sync".into(),
             "--window-size=1200,1000".into(),
-            format!("--user-data-dir={}", browser.profile.0.display()),
+            format!("--user-data-dir={}", browser.profile.path().display()),
         ];
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -351,8 +320,8 @@ async fn save_screenshot(browser: &Browser, name: &str) -> Vec<u8> {
     png
 }
 
-fn config(blue: &SampleApp, green: &SampleApp, store: &Path) -> RuntimeOptions {
-    let text = format!(
+fn config(blue: &SampleApp, green: &SampleApp) -> String {
+    format!(
         r#"
 [services.web]
 strategy = "canary"
@@ -381,62 +350,7 @@ body_contains = "ok"
 "#,
         blue = blue.url(),
         green = green.url()
-    );
-    RuntimeOptions {
-        config_path: "browser.toml".into(),
-        config_text: text,
-        store_path: store.join("ripcord.sqlite"),
-        control_listen: "127.0.0.1:0".into(),
-        webhook_secret: SECRET.to_vec(),
-        token: TOKEN.into(),
-        proxy: ProxyOptions {
-            workers: 1,
-            ..ProxyOptions::default()
-        },
-        discord: None,
-    }
-}
-
-async fn api(base: &str, path: &str) -> Value {
-    let answer = probe(base, "GET", path, SANITY).await.unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body))
-}
-
-/// Polls `GET path` until `done` holds for it, and returns it.
-async fn wait_for(base: &str, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + SANITY;
-    loop {
-        let value = api(base, path).await;
-        if done(&value) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {value:#}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Sends requests through the proxy until dropped, as the demo's load does.
-struct Load(Arc<AtomicBool>);
-
-impl Load {
-    fn start(proxy: String) -> Load {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = running.clone();
-        tokio::spawn(async move {
-            while flag.load(Ordering::Relaxed) {
-                let _ = probe(&proxy, "GET", "/", Duration::from_secs(2)).await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
-        Load(running)
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
-    }
+    )
 }
 
 /// What the page shows of the served weights: the bar's data and its visible labels.
@@ -448,52 +362,22 @@ const READ_WEIGHTS: &str = "const bar = document.getElementById('served');\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_served_weights_and_rolls_back_with_the_button() {
     let browser = Browser::start().await;
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let store = TempDir::new("store");
-    let runtime = LocalRuntime::start(config(&blue, &green, &store.0))
-        .await
-        .unwrap();
-    let base = format!("http://{}", runtime.control_addr());
-    let web = ServiceName::new("web").unwrap();
-    let _load = Load::start(format!("http://{}", runtime.proxy_addr(&web).unwrap()));
+    let (blue, green) = healthy_apps().await;
+    let store = TempDir::new("browser-store");
+    let runtime = start_runtime(&config(&blue, &green), &store).await;
+    let base = control_url(&runtime);
+    // Sends requests through the proxy, as the demo's load does.
+    let _load = Load::start(proxy_url(&runtime), Duration::from_millis(5));
 
-    let body = json!({
-        "service": "web",
-        "version": "v2",
-        "commit": "c0ffee2",
-        "committed_at": "2026-11-26T09:00:00Z",
-        "author": "octocat",
-    })
-    .to_string();
-    let signature = sign(SECRET, body.as_bytes());
-    let accepted = send(
-        &base,
-        "POST",
-        "/deployments",
-        &[
-            ("content-type", "application/json"),
-            ("x-ripcord-signature-256", &signature),
-            ("x-ripcord-delivery", "browser-1"),
-        ],
-        body.into_bytes(),
-        SANITY,
-    )
-    .await
-    .unwrap();
+    let accepted = deliver(&base, "v2", "browser-1").await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
-    let id: Value = serde_json::from_str(&accepted.body).unwrap();
-    let id = id["deployment_id"].as_str().unwrap().to_string();
+    let id = deployment_id(&accepted);
     let deployment = format!("/api/deployments/{id}");
     wait_for(&base, &deployment, "paused", |d| d["state"] == "paused").await;
 
     // The page, opened as `ripcord up` prints it, shows what the API says is served.
     browser.open(&format!("{base}/?token={TOKEN}")).await;
-    let status = api(&base, "/api/status").await;
+    let status = get_json(&base, "/api/status").await;
     let served = &status["services"][0]["served_weights"];
     assert_eq!(
         (served["blue"].as_u64(), served["green"].as_u64()),
@@ -530,14 +414,14 @@ async fn chromium_shows_the_served_weights_and_rolls_back_with_the_button() {
         (&json!("cli"), &json!("dashboard")),
         "{trigger:#}"
     );
-    let status = api(&base, "/api/status").await;
+    let status = get_json(&base, "/api/status").await;
     let served = &status["services"][0]["served_weights"];
     assert_eq!(
         (served["blue"].as_u64(), served["green"].as_u64()),
         (Some(100), Some(0))
     );
     // The proxy sends every request to the stable release.
-    let proxy = format!("http://{}", runtime.proxy_addr(&web).unwrap());
+    let proxy = proxy_url(&runtime);
     for _ in 0..20 {
         let answer = probe(&proxy, "GET", "/", SANITY).await.unwrap();
         assert!(answer.body.contains("v1"), "{}", answer.body);

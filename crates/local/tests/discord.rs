@@ -4,8 +4,6 @@
 //! Discord's REST API is a local HTTP server that records whatever reaches it; without
 //! Discord's settings the route answers 404 naming the variable to set.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,51 +13,23 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use ripcord_api::webhook::sign;
 use ripcord_core::deployment::State;
 use ripcord_core::domain::{DeploymentId, ServiceName, Slot, Weight, Weights};
 use ripcord_core::history::{Actor, EventKind};
 use ripcord_local::discord::{INTERACTIONS_PATH, LocalDiscord, PUBLIC_KEY};
-use ripcord_local::probe::{ProbeAnswer, send};
-use ripcord_local::proxy::ProxyOptions;
+use ripcord_local::probe::send;
 use ripcord_local::runtime::{LocalRuntime, RuntimeOptions};
-use ripcord_local::sample_app::{SampleApp, SampleRelease};
+use ripcord_local::sample_app::SampleApp;
+use ripcord_local::testing::{
+    SANITY, TempDir, control_url, deliver, deployment_id, healthy_apps, json_of, options,
+    start_runtime,
+};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-const SANITY: Duration = Duration::from_secs(30);
-const SECRET: &[u8] = b"test webhook secret";
 const DEPLOYER: &str = "1100000000000000333";
 const APPLICATION: &str = "1300000000000000002";
 const BOT_TOKEN: &str = "local-test-bot-token";
-
-/// A store file in the temporary directory, removed with its WAL files when dropped.
-struct TempStore(PathBuf);
-
-impl TempStore {
-    fn new(name: &str) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Self(std::env::temp_dir().join(format!(
-            "ripcord-discord-{name}-{}-{}-{nanos}.sqlite",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        )))
-    }
-}
-
-impl Drop for TempStore {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.0.clone().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
 
 /// Discord's side: the application's signing key.
 fn discord_key() -> SigningKey {
@@ -119,28 +89,6 @@ deployers = ["{DEPLOYER}"]
     )
 }
 
-async fn start(config: &str, store: &TempStore, discord: Option<LocalDiscord>) -> LocalRuntime {
-    LocalRuntime::start(RuntimeOptions {
-        config_path: "discord.toml".into(),
-        config_text: config.into(),
-        store_path: store.0.clone(),
-        control_listen: "127.0.0.1:0".into(),
-        webhook_secret: SECRET.to_vec(),
-        token: "test-local-token".into(),
-        proxy: ProxyOptions {
-            workers: 1,
-            ..ProxyOptions::default()
-        },
-        discord,
-    })
-    .await
-    .unwrap()
-}
-
-fn base(runtime: &LocalRuntime) -> String {
-    format!("http://{}", runtime.control_addr())
-}
-
 fn now_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -155,7 +103,7 @@ async fn interact(runtime: &LocalRuntime, key: &SigningKey, payload: &Value) -> 
     let signature = hex::encode(key.sign(&[timestamp.as_bytes(), &body].concat()).to_bytes());
     let started = Instant::now();
     let answer = send(
-        &base(runtime),
+        &control_url(runtime),
         "POST",
         INTERACTIONS_PATH,
         &[
@@ -171,10 +119,6 @@ async fn interact(runtime: &LocalRuntime, key: &SigningKey, payload: &Value) -> 
     // Every interaction is answered inside Discord's three seconds.
     assert!(started.elapsed() < Duration::from_secs(3));
     (answer.status.as_u16(), json_of(&answer))
-}
-
-fn json_of(answer: &ProbeAnswer) -> Value {
-    serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body))
 }
 
 fn member(id: &str, name: &str, roles: &[&str]) -> Value {
@@ -228,28 +172,9 @@ fn weights_of(runtime: &LocalRuntime) -> Weights {
 
 /// Starts a canary and waits until it holds at 10% on green.
 async fn canary_at_ten(runtime: &LocalRuntime) -> DeploymentId {
-    let body = json!({
-        "service": "web", "version": "v2", "commit": "c0ffee",
-        "committed_at": "2026-11-26T09:00:00Z", "author": "octocat",
-    })
-    .to_string();
-    let signature = sign(SECRET, body.as_bytes());
-    let accepted = send(
-        &base(runtime),
-        "POST",
-        "/deployments",
-        &[
-            ("content-type", "application/json"),
-            ("x-ripcord-signature-256", &signature),
-            ("x-ripcord-delivery", "delivery-1"),
-        ],
-        body.into_bytes(),
-        SANITY,
-    )
-    .await
-    .unwrap();
+    let accepted = deliver(&control_url(runtime), "v2", "delivery-1").await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
-    let id = DeploymentId::new(json_of(&accepted)["deployment_id"].as_str().unwrap()).unwrap();
+    let id = DeploymentId::new(deployment_id(&accepted)).unwrap();
     let ten = Weights::split(Slot::Green, Weight::new(10).unwrap());
     let deadline = Instant::now() + SANITY;
     loop {
@@ -268,18 +193,18 @@ async fn canary_at_ten(runtime: &LocalRuntime) -> DeploymentId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_rollback_from_chat_puts_the_local_proxy_back_on_stable() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
+    let (blue, green) = healthy_apps().await;
     let (recorded, rest_base) = fake_discord().await;
     let public_key = hex::encode(discord_key().verifying_key().to_bytes());
     let mut discord = LocalDiscord::new(&public_key, APPLICATION, BOT_TOKEN).unwrap();
     discord.rest = discord.rest.with_base(rest_base);
-    let store = TempStore::new("rollback");
-    let runtime = start(&config(&blue, &green), &store, Some(discord)).await;
+    let store = TempDir::new("discord-rollback");
+    let runtime = LocalRuntime::start(RuntimeOptions {
+        discord: Some(discord),
+        ..options(&config(&blue, &green), &store)
+    })
+    .await
+    .unwrap();
 
     // Discord's PING, signed with the application's key, gets a PONG.
     let (status, pong) = interact(
@@ -378,14 +303,9 @@ async fn a_confirmed_rollback_from_chat_puts_the_local_proxy_back_on_stable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_discord_settings_the_route_says_which_variable_to_set() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let store = TempStore::new("off");
-    let runtime = start(&config(&blue, &green), &store, None).await;
+    let (blue, green) = healthy_apps().await;
+    let store = TempDir::new("discord-off");
+    let runtime = start_runtime(&config(&blue, &green), &store).await;
     let (status, body) = interact(&runtime, &discord_key(), &json!({"type": 1})).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "discord_not_configured");

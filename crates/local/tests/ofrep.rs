@@ -4,53 +4,25 @@
 //! API recorded in the flag's history and served by OFREP at once, a revoked key
 //! refused at once, and bad input refused with nothing written.
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use ripcord_core::domain::Weight;
 use ripcord_core::flags::stored::{api_key_sha256, new_rollout_flag};
 use ripcord_core::history::Actor;
 use ripcord_core::ports::{ApiKeyRecord, FlagRecordKind, FlagWrite};
 use ripcord_core::time::Timestamp;
 use ripcord_local::probe::{ProbeAnswer, send};
-use ripcord_local::proxy::ProxyOptions;
-use ripcord_local::runtime::{LocalRuntime, RuntimeOptions};
-use ripcord_local::sample_app::{SampleApp, SampleRelease};
+use ripcord_local::runtime::LocalRuntime;
+use ripcord_local::sample_app::SampleApp;
+use ripcord_local::testing::{
+    SANITY, TOKEN, TempDir, control_url, healthy_apps, json_of, start_runtime,
+};
 use serde_json::{Value, json};
 
-const SANITY: Duration = Duration::from_secs(30);
 const KEY: &str = "rcf_local-ofrep-test-key";
-const TOKEN: &str = "local-flags-token";
 const T0: Timestamp = Timestamp::from_millis(1_795_675_415_000);
 
-/// The store file, removed with its WAL files when dropped.
-struct TempStore(PathBuf);
-
-impl TempStore {
-    fn new(name: &str) -> Self {
-        Self(std::env::temp_dir().join(format!(
-            "ripcord-local-{name}-{}-{}.sqlite",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        )))
-    }
-}
-
-impl Drop for TempStore {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.0.clone().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-async fn start(blue: &SampleApp, green: &SampleApp, store: &TempStore) -> LocalRuntime {
-    let config = format!(
+/// One service in local mode, all at once: the flags are what these tests are about.
+fn config(blue: &SampleApp, green: &SampleApp) -> String {
+    format!(
         r#"
 [services.web]
 strategy = "all_at_once"
@@ -60,22 +32,7 @@ upstreams = ["{}", "{}"]
 "#,
         blue.url(),
         green.url()
-    );
-    LocalRuntime::start(RuntimeOptions {
-        discord: None,
-        config_path: "ofrep.toml".into(),
-        config_text: config,
-        store_path: store.0.clone(),
-        control_listen: "127.0.0.1:0".into(),
-        webhook_secret: b"unused".to_vec(),
-        token: TOKEN.into(),
-        proxy: ProxyOptions {
-            workers: 1,
-            ..ProxyOptions::default()
-        },
-    })
-    .await
-    .unwrap()
+    )
 }
 
 async fn evaluate(
@@ -87,7 +44,7 @@ async fn evaluate(
     let mut all = vec![("content-type", "application/json")];
     all.extend_from_slice(headers);
     send(
-        &format!("http://{}", runtime.control_addr()),
+        &control_url(runtime),
         "POST",
         path,
         &all,
@@ -98,20 +55,11 @@ async fn evaluate(
     .unwrap()
 }
 
-fn json_of(answer: &ProbeAnswer) -> Value {
-    serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_port_evaluates_stored_flags_for_a_known_key() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let store = TempStore::new("ofrep");
-    let runtime = start(&blue, &green, &store).await;
+    let (blue, green) = healthy_apps().await;
+    let store = TempDir::new("ofrep");
+    let runtime = start_runtime(&config(&blue, &green), &store).await;
     let flags = runtime.flag_store();
     let actor = Actor::Cli {
         user: "tester".into(),
@@ -245,7 +193,7 @@ async fn call(
         headers.push(("authorization", bearer.as_str()));
     }
     send(
-        &format!("http://{}", runtime.control_addr()),
+        &control_url(runtime),
         method,
         path,
         &headers,
@@ -280,14 +228,9 @@ async fn flags_and_keys(runtime: &LocalRuntime) -> (Value, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_flags_api_changes_flags_with_history_and_ofrep_serves_them_at_once() {
-    let blue = SampleApp::start(SampleRelease::healthy("v1"))
-        .await
-        .unwrap();
-    let green = SampleApp::start(SampleRelease::healthy("v2"))
-        .await
-        .unwrap();
-    let store = TempStore::new("flags-api");
-    let runtime = start(&blue, &green, &store).await;
+    let (blue, green) = healthy_apps().await;
+    let store = TempDir::new("ofrep-flags-api");
+    let runtime = start_runtime(&config(&blue, &green), &store).await;
     let empty = flags_and_keys(&runtime).await;
     assert_eq!(empty, (json!({"flags": []}), json!({"keys": []})));
 
@@ -300,7 +243,7 @@ async fn the_flags_api_changes_flags_with_history_and_ofrep_serves_them_at_once(
         None,
     );
     let wrong_token = send(
-        &format!("http://{}", runtime.control_addr()),
+        &control_url(&runtime),
         "POST",
         rollout,
         &[("authorization", "Bearer not-the-token")],
@@ -323,7 +266,7 @@ async fn the_flags_api_changes_flags_with_history_and_ofrep_serves_them_at_once(
         Some("percent"),
     );
     let not_json = send(
-        &format!("http://{}", runtime.control_addr()),
+        &control_url(&runtime),
         "POST",
         rollout,
         &[("authorization", &format!("Bearer {TOKEN}"))],

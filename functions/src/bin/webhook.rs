@@ -2,9 +2,10 @@
 
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use ripcord_api::error::ApiError;
-use ripcord_api::webhook::Webhook;
+use ripcord_api::webhook::{Webhook, new_deployment_id};
 use ripcord_aws::Secrets;
-use ripcord_functions::host::{self, AwsHost};
+use ripcord_core::ports::Clock;
+use ripcord_functions::host::{self, AwsHost, SystemClock};
 
 /// The setting holding the webhook's HMAC secret (or, with `_PARAM`, the name of the
 /// SSM SecureString parameter that holds it).
@@ -25,7 +26,7 @@ async fn main() -> Result<(), lambda_http::Error> {
                 let webhook = Webhook {
                     driver: host.driver(),
                     secret: secret.expose().as_bytes(),
-                    new_id: &host::new_deployment_id,
+                    new_id: &|| new_deployment_id(SystemClock.now()),
                 };
                 let (parts, body) = request.into_parts();
                 let request = http::Request::from_parts(parts, body.to_vec());

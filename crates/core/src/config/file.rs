@@ -131,8 +131,8 @@ impl std::error::Error for ConfigError {}
 /// listener_arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/0123456789abcdef/fedcba9876543210"
 /// # or, instead of listener_arn: rule_arn = "arn:aws:elasticloadbalancing:...:listener-rule/app/..."
 /// target_groups = ["<blue target group ARN>", "<green target group ARN>"]  # two, different
-/// preview_listener_arn = "..."   # optional
-/// preview_url = "https://preview.internal:8443"  # optional, http:// or https://
+/// preview_listener_arn = "..."   # optional: the test listener pointed at the new slot for smoke checks
+/// preview_url = "https://preview.internal:8443"  # http:// or https://; required with smoke checks
 ///
 /// [services.web.local]
 /// listen = "127.0.0.1:8080"      # an IP address and a port
@@ -637,6 +637,21 @@ impl Checker<'_> {
         let bake = self.duration_or(bake.as_ref(), "bake", DEFAULT_BAKE, Zero::Allowed);
         let live = self.live(live.as_ref());
         let needs_traffic = !matches!(recipe, None | Some(Recipe::Strategy(Kind::Flag, _)));
+        // On AWS the checks reach the new slot through the preview listener, at
+        // `preview_url`; without that URL they cannot run, and every deployment would stop
+        // before any traffic moved, so the file is refused here instead.
+        if can_smoke
+            && local.is_none()
+            && let Some(aws) = &aws
+            && aws.get_ref().preview_url.is_none()
+        {
+            self.report(
+                aws.span(),
+                format!(
+                    "service `{key}` has smoke checks but [services.{key}.aws] has no `preview_url`: add preview_url (the preview listener's address, e.g. \"https://preview.internal:8443\") and preview_listener_arn (the test listener that Ripcord points at the new slot), or remove the [[services.{key}.smoke]] checks"
+                ),
+            );
+        }
         let traffic = self.traffic(key, table, aws, local, needs_traffic);
         let health = self.health(health);
         let smoke = self.smoke_checks(smoke);
@@ -2270,6 +2285,7 @@ strategy = "all_at_once"
 [services.web.aws]
 listener_arn = "{LISTENER}"
 target_groups = ["{TG_BLUE}", "{TG_GREEN}"]
+preview_url = "https://preview.internal:8443"
 
 [services.web.approval]
 users = ["222"]
@@ -2323,6 +2339,84 @@ effect_tolerance = 0
         );
         assert_eq!(aws.blue.as_str(), TG_BLUE);
         assert_eq!(aws.green.as_str(), TG_GREEN);
+        assert_eq!(aws.preview_listener, None);
+    }
+
+    #[test]
+    fn smoke_checks_on_aws_need_the_preview_url() {
+        const PREVIEW_LISTENER: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/0123456789abcdef/0467ef3c8400ae65";
+        const PREVIEW_URL: &str = "https://preview.internal:8443";
+        const SMOKE: &str = "[[services.web.smoke]]\nname = \"home\"\npath = \"/healthz\"\n";
+        let service = |preview: &str, smoke: &str| {
+            format!(
+                "[services.web]\nstrategy = \"all_at_once\"\n[services.web.aws]\nlistener_arn = \"{LISTENER}\"\ntarget_groups = [\"{TG_BLUE}\", \"{TG_GREEN}\"]\n{preview}{smoke}"
+            )
+        };
+        let listener = format!("preview_listener_arn = \"{PREVIEW_LISTENER}\"\n");
+        let url = format!("preview_url = \"{PREVIEW_URL}\"\n");
+        // (what the aws table has, smoke checks, the problem at line 3 column 1 if any)
+        let table: [(&str, String, &str, Option<&str>); 5] = [
+            ("both keys", format!("{listener}{url}"), SMOKE, None),
+            (
+                // Previews routed by other means: the URL is called as it is.
+                "preview_url alone",
+                url.clone(),
+                SMOKE,
+                None,
+            ),
+            (
+                "preview_listener_arn alone",
+                listener.clone(),
+                SMOKE,
+                Some("has no `preview_url`"),
+            ),
+            (
+                "neither key",
+                String::new(),
+                SMOKE,
+                Some("has no `preview_url`"),
+            ),
+            ("no smoke checks", String::new(), "", None),
+        ];
+        for (case, preview, smoke, expected) in table {
+            let text = service(&preview, smoke);
+            match (parse(&text), expected) {
+                (Ok(config), None) => {
+                    let web = config.service(&ServiceName::new("web").unwrap()).unwrap();
+                    let Some(TrafficTarget::Aws(aws)) = &web.traffic else {
+                        panic!("{case}: expected an AWS target");
+                    };
+                    assert_eq!(
+                        aws.preview_url.is_some(),
+                        preview.contains(PREVIEW_URL),
+                        "{case}"
+                    );
+                    assert_eq!(web.smoke.len(), usize::from(!smoke.is_empty()), "{case}");
+                }
+                (Err(error), Some(expected)) => {
+                    let found = error.problems();
+                    assert_eq!(found.len(), 1, "{case}: {error}");
+                    let problem = &found[0];
+                    assert_eq!((problem.line, problem.column), (3, 1), "{case}: {error}");
+                    for needed in [
+                        expected,
+                        "preview_url",
+                        "preview_listener_arn",
+                        "[services.web.aws]",
+                    ] {
+                        assert!(
+                            problem.message.contains(needed),
+                            "{case}: {needed:?} in {error}"
+                        );
+                    }
+                }
+                (Ok(_), Some(expected)) => panic!("{case}: parsed, expected {expected:?}"),
+                (Err(error), None) => panic!("{case}: {error}"),
+            }
+        }
+        // Local mode calls the upstreams directly and needs neither key.
+        let local = format!("[services.web]\nstrategy = \"all_at_once\"\n{LOCAL}{SMOKE}");
+        assert!(parse(&local).is_ok(), "{local}");
     }
 
     #[test]
