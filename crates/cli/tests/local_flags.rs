@@ -377,7 +377,7 @@ constraints = [{ field = "plan", operator = "IN", values = ["beta"] }]
         let user = format!("u-{n}");
         let plan = if n % 4 == 0 { "free" } else { "beta" };
         let from_file: Value = serde_json::from_str(&ok(&ripcord(
-            &dir,
+            dir,
             &[
                 "flags",
                 "eval",
