@@ -60,6 +60,16 @@ impl From<FlagStoreError> for FlagAdminError {
     }
 }
 
+/// A store error from writing one of several records, a conflict naming the record.
+fn naming_record(error: FlagStoreError, kind: FlagRecordKind, name: &str) -> FlagAdminError {
+    match FlagAdminError::from(error) {
+        FlagAdminError::Conflict(message) => {
+            FlagAdminError::Conflict(format!("{} {name}: {message}", kind.as_str()))
+        }
+        other => other,
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> FlagAdminError {
     FlagAdminError::Invalid {
         field,
@@ -330,12 +340,7 @@ async fn put_if_changed(
             format!("set from {source}"),
         ))
         .await
-        .map_err(|e| match FlagAdminError::from(e) {
-            FlagAdminError::Conflict(message) => {
-                FlagAdminError::Conflict(format!("{} {name}: {message}", kind.as_str()))
-            }
-            other => other,
-        })?;
+        .map_err(|e| naming_record(e, kind, name))?;
     let word = if expected == 0 { "created" } else { "updated" };
     Ok(Some(format!("{word} (version {})", stored.version)))
 }
@@ -395,12 +400,7 @@ pub async fn import_state(
         store
             .put_flag_record(change.write(kind, &name, expected, definition, summary))
             .await
-            .map_err(|e| match FlagAdminError::from(e) {
-                FlagAdminError::Conflict(message) => {
-                    FlagAdminError::Conflict(format!("{} {name}: {message}", kind.as_str()))
-                }
-                other => other,
-            })?;
+            .map_err(|e| naming_record(e, kind, &name))?;
     }
     Ok(format!(
         "imported {source}: {created} created, {updated} updated, {unchanged} unchanged"

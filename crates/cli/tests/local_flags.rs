@@ -223,21 +223,13 @@ upstreams = ["{}", "{}"]
         "{keys}"
     );
     let bearer = format!("Bearer {key}");
-    let answer = send(
+    let answer = ofrep(
         &url,
-        "POST",
-        "/ofrep/v1/evaluate/flags/checkout",
-        &[
-            ("authorization", &bearer),
-            ("content-type", "application/json"),
-        ],
-        json!({"context": {"targetingKey": "user-42"}})
-            .to_string()
-            .into_bytes(),
-        SANITY,
+        &bearer,
+        "checkout",
+        json!({"targetingKey": "user-42"}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let answer: Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(
@@ -261,21 +253,13 @@ upstreams = ["{}", "{}"]
             ),
         "{revoked}"
     );
-    let answer = send(
+    let answer = ofrep(
         &url,
-        "POST",
-        "/ofrep/v1/evaluate/flags/checkout",
-        &[
-            ("authorization", &bearer),
-            ("content-type", "application/json"),
-        ],
-        json!({"context": {"targetingKey": "user-42"}})
-            .to_string()
-            .into_bytes(),
-        SANITY,
+        &bearer,
+        "checkout",
+        json!({"targetingKey": "user-42"}),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(answer.status, 401, "{}", answer.body);
     let answer: Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(answer["error"], "unauthorized", "{answer}");
@@ -390,21 +374,13 @@ constraints = [{ field = "plan", operator = "IN", values = ["beta"] }]
             ],
         )))
         .unwrap();
-        let stored = send(
+        let stored = ofrep(
             &url,
-            "POST",
-            "/ofrep/v1/evaluate/flags/beta-search",
-            &[
-                ("authorization", &bearer),
-                ("content-type", "application/json"),
-            ],
-            json!({"context": {"targetingKey": user, "plan": plan}})
-                .to_string()
-                .into_bytes(),
-            SANITY,
+            &bearer,
+            "beta-search",
+            json!({"targetingKey": user, "plan": plan}),
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(stored.status, 200, "{}", stored.body);
         let stored: Value = serde_json::from_str(&stored.body).unwrap();
         let stored_variant = if stored["reason"] == "SPLIT" {
@@ -432,4 +408,27 @@ constraints = [{ field = "plan", operator = "IN", values = ["beta"] }]
     );
 
     local.shutdown().await;
+}
+
+/// Evaluates one flag over local mode's OFREP endpoint with the `Authorization` header
+/// `bearer`, for `context`.
+async fn ofrep(
+    url: &str,
+    bearer: &str,
+    flag: &str,
+    context: Value,
+) -> ripcord_local::probe::ProbeAnswer {
+    send(
+        url,
+        "POST",
+        &format!("/ofrep/v1/evaluate/flags/{flag}"),
+        &[
+            ("authorization", bearer),
+            ("content-type", "application/json"),
+        ],
+        json!({ "context": context }).to_string().into_bytes(),
+        SANITY,
+    )
+    .await
+    .unwrap()
 }
